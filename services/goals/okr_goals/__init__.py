@@ -1,0 +1,1 @@
+"""OKR goals context: directory, cycles, objectives with key results, alignment, boards."""

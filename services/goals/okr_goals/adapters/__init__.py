@@ -1,0 +1,1 @@
+"""Adapters: persistence details the domain and the use cases do not know about."""

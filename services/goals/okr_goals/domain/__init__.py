@@ -1,0 +1,1 @@
+"""Pure domain model: aggregates, their events, formulas and access rules. No I/O here."""

@@ -1,0 +1,52 @@
+"""Wiring of the goals context: the application, its views and the projection runner.
+
+Both the standalone service (main.py) and the suite's composition root start it this way."""
+
+from __future__ import annotations
+
+import psycopg
+from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.utils import Environment
+
+from .application import GoalsApplication
+from .auth import TokenVerifier
+from .settings import GoalsSettings
+from .views import GoalViews, GoalViewsProjection, PostgresGoalViews, SQLiteGoalViews, ViewsRunner
+
+
+class GoalsService:
+    def __init__(self, settings: GoalsSettings | None = None) -> None:
+        self.settings = settings or GoalsSettings()
+        self.verifier = TokenVerifier(self.settings)  # refuses to start without a real secret
+        if not self.settings.embedded:
+            self._create_schema()
+        self.app = GoalsApplication(
+            env=self.settings.event_store_env(),
+            read_timeout=self.settings.read_consistency_timeout,
+        )
+        self.views = self._construct_views()
+        self.app.views = self.views
+        self.runner = ViewsRunner(self.app, self.views)
+
+    def _create_schema(self) -> None:
+        with psycopg.connect(self.settings.postgres_conninfo(), autocommit=True) as conn:
+            conn.execute(
+                psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                    psycopg.sql.Identifier(self.settings.postgres_schema)
+                )
+            )
+
+    def _construct_views(self) -> GoalViews:
+        env = Environment(GoalViewsProjection.name, self.settings.views_env())
+        view_class = SQLiteGoalViews if self.settings.embedded else PostgresGoalViews
+        views = InfrastructureFactory.construct(env).tracking_recorder(view_class)
+        assert isinstance(views, GoalViews)
+        return views
+
+    @property
+    def ready(self) -> bool:
+        return self.runner.healthy
+
+    def close(self) -> None:
+        self.runner.stop()
+        self.app.close()
