@@ -46,7 +46,10 @@ def _accepts_connections(dsn: str) -> bool:
 
 
 def _unavailable(reason: str) -> None:
-    msg = f"PostgreSQL not available ({reason}). Start it with `make pg` (deploy/local/pg.sh up) or set OKR_TEST_PG_DSN."
+    msg = (
+        f"PostgreSQL not available ({reason}). Start it with `make pg` "
+        "(deploy/local/pg.sh up) or set OKR_TEST_PG_DSN."
+    )
     if os.environ.get("CI", "").lower() in ("true", "1"):
         pytest.fail(msg, pytrace=False)
     pytest.skip(msg)

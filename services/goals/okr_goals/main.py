@@ -1,4 +1,5 @@
-"""Entrypoint of the goals service as its own process: `uvicorn --factory okr_goals.main:create_app`.
+"""Entrypoint of the goals service as its own process:
+`uvicorn --factory okr_goals.main:create_app`.
 
 The suite's composition root (okr_suite) mounts the same context next to the others."""
 

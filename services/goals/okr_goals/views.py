@@ -24,6 +24,7 @@ from eventsourcing.persistence import Tracking, TrackingRecorder
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.projection import ApplicationSubscription, Projection
 from eventsourcing.sqlite import SQLiteTrackingRecorder
+from psycopg.sql import SQL
 
 from .domain.cycle import Cycle
 from .domain.objective import Objective
@@ -213,11 +214,9 @@ class PostgresGoalViews(PostgresTrackingRecorder, GoalViews):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._init_positions()
-        schema = self.datastore.schema
         # Tables live in the service's schema, beside its events.
         for statement in CREATE_STATEMENTS:
-            self.sql_create_statements.append(self._sql(statement))
-        self._schema = schema
+            self.sql_create_statements.append(SQL(self._sql(statement)))  # type: ignore[arg-type]
 
     def _sql(self, statement: str) -> Any:
         statement = statement.replace("view_", f"{self.datastore.schema}.view_")
