@@ -1,0 +1,57 @@
+# OKR suite. `make run` serves the embedded default; `make test` is what CI runs.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+ORG ?= demo
+MEMBER ?= admin
+ROLES ?=
+
+.PHONY: install run demo token pg pg-down schemas lint format test bench clean
+
+$(STAMP): services/goals/pyproject.toml shared/events/pyproject.toml suite/pyproject.toml requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e shared/events -e services/goals -e suite -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP) ## virtual environment with every package and tool
+
+run: install ## serve every context on http://127.0.0.1:8000 (SQLite under data/)
+	$(BIN)/uvicorn --factory okr_suite.main:create_app --host $(HOST) --port $(PORT)
+
+demo: install ## load the seed's organisation and board into org "demo"
+	$(BIN)/okr demo --org $(ORG)
+
+token: install ## print a development token: make token MEMBER=bailu [ROLES=admin]
+	@$(BIN)/okr token $(MEMBER) --org $(ORG) $(foreach r,$(ROLES),--role $(r))
+
+pg: ## start the machine's PostgreSQL 15 with database okr (idempotent)
+	deploy/local/pg.sh up
+
+pg-down:
+	deploy/local/pg.sh down
+
+schemas: install ## regenerate the JSON Schemas of the event contracts
+	$(BIN)/python -m okr_events.schemas write
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m okr_events.schemas check
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: install pg lint ## lint, then every test with PostgreSQL really running
+	$(BIN)/python -m pytest
+
+bench: install pg ## benchmarks; figures into bench/results/latest.json
+	$(BIN)/python bench/bench_goals.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .ruff_cache
