@@ -21,13 +21,13 @@ def _number(value: float) -> str:
 
 
 def kr_display(kr: dict[str, Any]) -> str:
-    """The seed board's progress text: 60位(60%), 12次(3.3%), 80%/80%, 1/0."""
+    """The seed board's progress text: 60位(60%), 12次(3.3%), 80%/80% (value/progress)."""
     percent = f"{kr['progress'] * 100:.1f}".rstrip("0").rstrip(".")
     current, target = _number(kr["current"]), _number(kr["target"])
     if kr["kind"] == "boolean":
         return f"{current}/1"
     if kr["unit"] == "percent":
-        return f"{current}%/{target}%"
+        return f"{current}%/{percent}%"
     if kr["unit"] == "custom":
         return f"{current}{kr['unit_label']}({percent}%)"
     if kr["unit"] == "currency":
