@@ -150,9 +150,10 @@ class GoalsApplication(Application[uuid.UUID]):
         org = self._find_organisation(p)
         return org if org is not None else Organisation(p.org, p.org, actor="system")
 
-    def _find_organisation(self, p: Principal) -> Organisation | None:
+    def _find_organisation(self, p: Principal, *, copy: bool = False) -> Organisation | None:
+        """The organisation; shared with the cache (read-only) unless a copy is asked for."""
         try:
-            org = self.repository.get(organisation_id(p.org))
+            org = self.repository.get(organisation_id(p.org), deepcopy_from_cache=copy)
         except AggregateNotFoundError:
             return None
         assert isinstance(org, Organisation)
@@ -176,7 +177,7 @@ class GoalsApplication(Application[uuid.UUID]):
         admin_only: bool = True,
     ) -> Organisation:
         for _ in range(MAX_RETRIES):
-            org = self._find_organisation(p)
+            org = self._find_organisation(p, copy=True)
             if org is None:
                 if not is_admin(p, None):
                     raise Forbidden("only an admin can set up the organisation's directory")
@@ -208,7 +209,7 @@ class GoalsApplication(Application[uuid.UUID]):
         org = self._organisation(p)
         if not is_admin(p, org):
             raise Forbidden("only an admin manages cycles")
-        cycle = self._cycle(org, cycle_id)
+        cycle = self._cycle(org, cycle_id, copy=True)
         self._check_version(cycle, expected_version)
         cycle.transition(to, actor=p.member_id)
         if not self._saved(cycle, expected_version):
@@ -218,9 +219,11 @@ class GoalsApplication(Application[uuid.UUID]):
     def get_cycle(self, p: Principal, cycle_id: uuid.UUID) -> Cycle:
         return self._cycle(self._organisation(p), cycle_id)
 
-    def _cycle(self, org: Organisation, cycle_id: uuid.UUID, field: str = "cycle_id") -> Cycle:
+    def _cycle(
+        self, org: Organisation, cycle_id: uuid.UUID, field: str = "cycle_id", copy: bool = False
+    ) -> Cycle:
         try:
-            cycle = self.repository.get(cycle_id)
+            cycle = self.repository.get(cycle_id, deepcopy_from_cache=copy)
         except AggregateNotFoundError:
             raise NotFound(f"unknown cycle {cycle_id}", field=field) from None
         if not isinstance(cycle, Cycle) or cycle.org_id != org.id:
@@ -436,7 +439,7 @@ class GoalsApplication(Application[uuid.UUID]):
                 field="parent_objective_id",
                 code="alignment_cycle",
             )
-        parent = self._visible_objective(p, org, parent_id, field="parent_objective_id")
+        parent = self._visible_objective(p, org, parent_id, field="parent_objective_id", copy=False)
         if parent_kr_id is not None:
             parent.key_result(parent_kr_id)
         child_cycle = self._cycle(org, objective.cycle_id)
@@ -467,7 +470,7 @@ class GoalsApplication(Application[uuid.UUID]):
                 continue
             seen.add(current)
             try:
-                parent = self.repository.get(current)
+                parent = self.repository.get(current, deepcopy_from_cache=False)
             except AggregateNotFoundError:
                 continue
             frontier.extend(parent.parent_objective_ids)
@@ -694,7 +697,7 @@ class GoalsApplication(Application[uuid.UUID]):
     ) -> Objective:
         """The objective now, at a past version, or as it was at a past moment."""
         org = self._organisation(p)
-        current = self._visible_objective(p, org, objective_id)
+        current = self._visible_objective(p, org, objective_id, copy=False)
         if as_of is not None:
             version = self._version_at(objective_id, as_of)
         if version is None or version == current.version:
@@ -720,7 +723,7 @@ class GoalsApplication(Application[uuid.UUID]):
 
     def history(self, p: Principal, objective_id: uuid.UUID) -> list[Any]:
         """The objective's ordered raw events (what an auditor replays)."""
-        self._visible_objective(p, self._organisation(p), objective_id)
+        self._visible_objective(p, self._organisation(p), objective_id, copy=False)
         return self.events_of(objective_id)
 
     # ---- reads served by the views -----------------------------------------------------------
@@ -774,7 +777,7 @@ class GoalsApplication(Application[uuid.UUID]):
         ]
 
     def activity(self, p: Principal, objective_id: uuid.UUID) -> list[dict[str, Any]]:
-        self._visible_objective(p, self._organisation(p), objective_id)
+        self._visible_objective(p, self._organisation(p), objective_id, copy=False)
         return self._views().activity(str(objective_id))
 
     def settings_of(self, p: Principal) -> OrgSettings:
