@@ -666,10 +666,11 @@ class GoalsApplication(Application[uuid.UUID]):
         objective_id: uuid.UUID,
         *,
         field: str = "objective_id",
-        version: int | None = None,
+        copy: bool = True,
     ) -> Objective:
+        """The objective if the caller may see it; a private copy unless copy=False (reads)."""
         try:
-            objective = self.repository.get(objective_id, version=version)
+            objective = self.repository.get(objective_id, deepcopy_from_cache=copy)
         except AggregateNotFoundError:
             raise NotFound(f"unknown objective {objective_id}", field=field) from None
         # Another organisation's objective or one the caller may not see: the same 404.
