@@ -8,6 +8,7 @@ rules that may since have changed.
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -295,7 +296,7 @@ class Objective(Aggregate):
             if start == target:
                 raise InvalidInput("target must differ from start", field="target")
             if unit == "currency" and not (
-                unit_label and len(unit_label) == 3 and unit_label.isalpha()
+                unit_label and re.fullmatch("[A-Za-z]{3}", unit_label)
             ):
                 raise InvalidInput(
                     "a currency KR needs unit_label set to an ISO 4217 code such as CNY",

@@ -104,6 +104,8 @@ class Organisation(Aggregate):
         lead_ids: list[str],
         actor: str,
     ) -> None:
+        if not name.strip():
+            raise InvalidInput("name must not be blank", field="name")
         if department_id in self.departments:
             raise Conflict(f"department {department_id!r} already exists", field="id")
         if parent_id is not None and parent_id not in self.departments:
@@ -155,6 +157,8 @@ class Organisation(Aggregate):
         email: str | None,
         actor: str,
     ) -> None:
+        if not name.strip():
+            raise InvalidInput("name must not be blank", field="name")
         if member_id in self.members:
             raise Conflict(f"member {member_id!r} already exists", field="id")
         if department_id is not None:
@@ -257,6 +261,9 @@ class Organisation(Aggregate):
     # ---- settings ----------------------------------------------------------------------------
 
     def change_settings(self, changes: dict[str, Any], actor: str) -> None:
+        unknown = sorted(set(changes) - set(OrgSettings.__dataclass_fields__))
+        if unknown:
+            raise InvalidInput(f"unknown settings {unknown}", field=unknown[0])
         new = replace(self.settings, **changes).validated()
         effective = {k: v for k, v in changes.items() if getattr(self.settings, k) != v}
         if effective:
