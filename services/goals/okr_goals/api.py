@@ -21,7 +21,11 @@ from .service import GoalsService
 from .summaries import cycle_summary, objective_summary
 from .views import event_payload
 
-Lax = Field(strict=False)  # dates and UUIDs arrive as JSON strings
+Lax = Field(strict=False)
+Status = Literal["draft", "pending_approval", "active", "scoring", "scored", "closed", "cancelled"]
+Level = Literal[
+    "company", "department", "team", "personal"
+]  # dates and UUIDs arrive as JSON strings
 
 
 class Strict(BaseModel):
@@ -600,8 +604,8 @@ def build_router(get_service: Callable[[], GoalsService]) -> APIRouter:
         cycle_id: uuid.UUID | None = None,
         department_id: str | None = None,
         owner_id: str | None = None,
-        status: str | None = None,
-        level: str | None = None,
+        status: Status | None = None,
+        level: Level | None = None,
     ) -> dict[str, Any]:
         summaries = list_objectives(
             p,
@@ -609,7 +613,7 @@ def build_router(get_service: Callable[[], GoalsService]) -> APIRouter:
             department_id=department_id,
             owner_id=owner_id,
             status=status,
-            level=level,  # type: ignore[arg-type]
+            level=level,
         )
         org = app().directory(p)
         cycles = {c["id"]: c for c in app().list_cycles(p)}

@@ -93,7 +93,9 @@ def install_problem_handlers(app: FastAPI) -> None:
             for e in error.errors()
         ]
         first = errors[0] if errors else {"field": "body", "message": "invalid request"}
-        code = "malformed_json" if first.get("type") == "json_invalid" else "validation_error"
+        code = "validation_error"
+        if first.get("type") == "json_invalid":  # the location is a character offset
+            code, first["field"] = "malformed_json", "body"
         return problem(
             422, code, f"{first['field']}: {first['message']}", first["field"], errors=errors
         )

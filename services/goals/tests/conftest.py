@@ -76,8 +76,13 @@ class Org:
             "cycle_id": self.cycle_id,
             "title": "建立高效专业的客户支持团队",
             "key_results": [
-                {"title": "获取100家客户的5星好评", "unit": "custom", "unit_label": "家",
-                 "start": 0, "target": 100},
+                {
+                    "title": "获取100家客户的5星好评",
+                    "unit": "custom",
+                    "unit_label": "家",
+                    "start": 0,
+                    "target": 100,
+                },
             ],
         } | fields
         response = self.client.post("/objectives", json=body, headers=self.h(member))
@@ -110,8 +115,12 @@ def build_org(client: TestClient, settings: GoalsSettings) -> Org:
         assert client.post("/directory/members", json=body, headers=admin).status_code == 201
     cycle = client.post(
         "/cycles",
-        json={"name": "2026 Q4", "kind": "quarter", "start_date": "2026-10-01",
-              "end_date": "2026-12-31"},
+        json={
+            "name": "2026 Q4",
+            "kind": "quarter",
+            "start_date": "2026-10-01",
+            "end_date": "2026-12-31",
+        },
         headers=admin,
     ).json()
     client.post(f"/cycles/{cycle['id']}/transitions", json={"to": "active"}, headers=admin)

@@ -295,9 +295,7 @@ class Objective(Aggregate):
             start, target = _finite(start, "start"), _finite(target, "target")
             if start == target:
                 raise InvalidInput("target must differ from start", field="target")
-            if unit == "currency" and not (
-                unit_label and re.fullmatch("[A-Za-z]{3}", unit_label)
-            ):
+            if unit == "currency" and not (unit_label and re.fullmatch("[A-Za-z]{3}", unit_label)):
                 raise InvalidInput(
                     "a currency KR needs unit_label set to an ISO 4217 code such as CNY",
                     field="unit_label",
