@@ -67,14 +67,41 @@ class ViewsUnavailable(RuntimeError):
 class GoalsApplication(Application[uuid.UUID]):
     name = "goals"
 
-    def __init__(self, env: dict[str, str] | None = None, read_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        read_timeout: float = 5.0,
+        reference_data_max_age: float = 0.0,
+    ) -> None:
         super().__init__(env)
+        # Organisation and cycles, as read for checks: id -> (read at, aggregate).
+        self._reference: dict[uuid.UUID, tuple[float, Any]] = {}
+        self._reference_max_age = reference_data_max_age
         self.views: GoalViews | None = None  # attached by the service wiring
         self.read_timeout = read_timeout
         self._write_locks = [threading.Lock() for _ in range(LOCK_STRIPES)]
 
     def _write_lock(self, aggregate_id: uuid.UUID) -> threading.Lock:
         return self._write_locks[aggregate_id.int % LOCK_STRIPES]
+
+    def _reference_data(self, aggregate_id: uuid.UUID, copy: bool) -> Any:
+        """A directory or cycle aggregate. Read-only callers get a recent shared copy without a
+        round trip to the store; writers always get a fresh private copy."""
+        if copy:
+            return self.repository.get(aggregate_id)
+        now = time.monotonic()
+        recent = self._reference.get(aggregate_id)
+        if recent is not None and now - recent[0] < self._reference_max_age:
+            return recent[1]
+        aggregate = self.repository.get(aggregate_id, deepcopy_from_cache=False)
+        self._reference[aggregate_id] = (now, aggregate)
+        return aggregate
+
+    def save(self, *objects: Any, **kwargs: Any) -> Any:
+        recordings = super().save(*objects, **kwargs)
+        for obj in objects:  # what this process changes, it sees at once
+            self._reference.pop(getattr(obj, "id", None), None)  # type: ignore[arg-type]
+        return recordings
 
     @staticmethod
     def _back_off(attempt: int) -> None:
@@ -166,7 +193,7 @@ class GoalsApplication(Application[uuid.UUID]):
     def _find_organisation(self, p: Principal, *, copy: bool = False) -> Organisation | None:
         """The organisation; shared with the cache (read-only) unless a copy is asked for."""
         try:
-            org = self.repository.get(organisation_id(p.org), deepcopy_from_cache=copy)
+            org = self._reference_data(organisation_id(p.org), copy)
         except AggregateNotFoundError:
             return None
         assert isinstance(org, Organisation)
@@ -247,7 +274,7 @@ class GoalsApplication(Application[uuid.UUID]):
         self, org: Organisation, cycle_id: uuid.UUID, field: str = "cycle_id", copy: bool = False
     ) -> Cycle:
         try:
-            cycle = self.repository.get(cycle_id, deepcopy_from_cache=copy)
+            cycle = self._reference_data(cycle_id, copy)
         except AggregateNotFoundError:
             raise NotFound(f"unknown cycle {cycle_id}", field=field) from None
         if not isinstance(cycle, Cycle) or cycle.org_id != org.id:

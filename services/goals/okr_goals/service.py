@@ -23,6 +23,7 @@ class GoalsService:
         self.app = GoalsApplication(
             env=self.settings.event_store_env(),
             read_timeout=self.settings.read_consistency_timeout,
+            reference_data_max_age=self.settings.reference_data_max_age,
         )
         self.views = self._construct_views()
         self.app.views = self.views

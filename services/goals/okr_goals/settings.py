@@ -38,6 +38,9 @@ class GoalsSettings(BaseSettings):
     jwt_token_ttl_hours: int = 12  # for development tokens minted by `okr token`
 
     aggregate_cache_size: int = 10_000
+    # Commands read the directory and cycles for their checks; a copy this young is trusted
+    # without asking the store (changes made in this process are seen at once).
+    reference_data_max_age: float = 1.0
     read_consistency_timeout: float = 5.0  # seconds a query waits for its view to catch up
 
     @property
