@@ -10,7 +10,8 @@ ORG ?= demo
 MEMBER ?= admin
 ROLES ?=
 
-.PHONY: install run demo token pg pg-down schemas lint format test bench clean
+.PHONY: install run demo token pg pg-down kafka kafka-down infra-up infra-down infra-status kcat \
+	schemas lint format test bench clean
 
 $(STAMP): services/goals/pyproject.toml shared/events/pyproject.toml suite/pyproject.toml requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +36,24 @@ pg: ## start the machine's PostgreSQL 15 with database okr (idempotent)
 pg-down:
 	deploy/local/pg.sh down
 
+kafka: ## start a local Apache Kafka 4 broker (KRaft) on 127.0.0.1:9092 (idempotent)
+	deploy/local/kafka.sh up
+
+kafka-down:
+	deploy/local/kafka.sh down
+
+infra-up: ## start PostgreSQL and Kafka together (idempotent)
+	deploy/local/infra.sh up
+
+infra-down:
+	deploy/local/infra.sh down
+
+infra-status: ## print whether PostgreSQL and Kafka are up
+	deploy/local/infra.sh status
+
+kcat: ## install kcat (Debian package) to inspect the local Kafka: kcat -b 127.0.0.1:9092 -L
+	deploy/local/tools.sh kcat
+
 schemas: install ## regenerate the JSON Schemas of the event contracts
 	$(BIN)/python -m okr_events.schemas write
 
@@ -47,10 +66,10 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: install pg lint ## lint, then every test with PostgreSQL really running
+test: install infra-up lint ## lint, then every test with PostgreSQL and Kafka really running
 	$(BIN)/python -m pytest
 
-bench: install pg ## benchmarks; figures into bench/results/latest.json
+bench: install infra-up ## benchmarks; figures into bench/results/latest.json
 	$(BIN)/python bench/bench_goals.py
 
 clean:

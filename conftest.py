@@ -1,19 +1,33 @@
-"""Repo-wide pytest plugin: real-PostgreSQL fixtures shared by every test folder.
+"""Repo-wide pytest plugin: real-PostgreSQL and real-Kafka fixtures shared by every test folder.
 
 Where the database comes from (first that works):
   1. env OKR_TEST_PG_DSN, used as is;
   2. a Docker engine (``docker info`` answers within 5 s): testcontainers ``postgres:15``;
   3. the machine's local server managed by ``deploy/local/pg.sh`` (``make pg`` starts it).
-If none is reachable the test is skipped, or fails when CI=true/1 (CI must not silently skip).
+
+Where the Kafka broker comes from (first that works):
+  1. env OKR_TEST_KAFKA_BOOTSTRAP, used as is (it cannot be stopped/started: ``kafka_broker``
+     is then unavailable);
+  2. a Docker engine: testcontainers ``KafkaContainer`` in KRaft mode (image
+     ``confluentinc/cp-kafka:7.6.0``, override with OKR_TEST_KAFKA_IMAGE);
+  3. the machine's local broker managed by ``deploy/local/kafka.sh`` (``make kafka``); started
+     here with ``kafka.sh up`` when it is down, and left running afterwards.
+Either way the broker must answer a metadata request within 10 s.
+
+If a service is not reachable the test is skipped, or fails when CI=true/1 (CI must not
+silently skip).
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -21,12 +35,21 @@ from psycopg import sql
 
 REPO_ROOT = Path(__file__).resolve().parent
 PG_SH = REPO_ROOT / "deploy" / "local" / "pg.sh"
+KAFKA_SH = REPO_ROOT / "deploy" / "local" / "kafka.sh"
+KAFKA_IMAGE = os.environ.get("OKR_TEST_KAFKA_IMAGE", "confluentinc/cp-kafka:7.6.0")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "postgres: test needs a real PostgreSQL (postgres_dsn fixture)"
     )
+    config.addinivalue_line(
+        "markers", "kafka: test needs a real Kafka broker (kafka_bootstrap / kafka_broker fixtures)"
+    )
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1")
 
 
 def _docker_available() -> bool:
@@ -50,7 +73,7 @@ def _unavailable(reason: str) -> None:
         f"PostgreSQL not available ({reason}). Start it with `make pg` "
         "(deploy/local/pg.sh up) or set OKR_TEST_PG_DSN."
     )
-    if os.environ.get("CI", "").lower() in ("true", "1"):
+    if _in_ci():
         pytest.fail(msg, pytrace=False)
     pytest.skip(msg)
 
@@ -95,3 +118,205 @@ def postgres_schema(postgres_dsn: str) -> Iterator[str]:
     finally:
         with psycopg.connect(postgres_dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+# --------------------------------------------------------------------------------------- Kafka
+
+
+def _kafka_unavailable(
+    reason: str,
+    hint: str = "Start it with `make kafka` (deploy/local/kafka.sh up) "
+    "or set OKR_TEST_KAFKA_BOOTSTRAP.",
+) -> None:
+    msg = f"Kafka not available ({reason}). {hint}"
+    if _in_ci():
+        pytest.fail(msg, pytrace=False)
+    pytest.skip(msg)
+
+
+def _kafka_answers(bootstrap: str, timeout: float = 10.0) -> bool:
+    """True when a broker at ``bootstrap`` answers a Metadata request within ``timeout`` s."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    # log_level 0: no librdkafka "connection refused" noise while probing a stopped broker.
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    try:
+        return bool(admin.list_topics(timeout=timeout).brokers)
+    except KafkaException:
+        return False
+
+
+def _wait_kafka(bootstrap: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not _kafka_answers(bootstrap, timeout=min(5.0, max(0.5, deadline - time.monotonic()))):
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"Kafka at {bootstrap} not answering after {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def _kafka_sh(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(KAFKA_SH), *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+class KafkaBroker:
+    """A real broker a test may stop and start (see the ``kafka_broker`` fixture).
+
+    ``bootstrap`` stays the same across ``stop()``/``start()``; ``start()`` returns once the
+    broker answers a metadata request again. Both are idempotent.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        stop: Callable[[], None] | None = None,
+        start: Callable[[], None] | None = None,
+        kind: str = "external",
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.kind = kind  # "local" (kafka.sh), "container" (testcontainers) or "external" (env)
+        self._stop, self._start = stop, start
+        self.stopped = False
+
+    @property
+    def controllable(self) -> bool:
+        return self._stop is not None and self._start is not None
+
+    def stop(self) -> None:
+        if self._stop is None:
+            raise RuntimeError(f"cannot stop the {self.kind} Kafka broker at {self.bootstrap}")
+        self.stopped = True
+        _STOPPED_KAFKA.append(self)
+        self._stop()
+
+    def start(self, timeout: float = 120.0) -> None:
+        if self._start is None:
+            raise RuntimeError(f"cannot start the {self.kind} Kafka broker at {self.bootstrap}")
+        self._start()
+        _wait_kafka(self.bootstrap, timeout)
+        self.stopped = False
+        while self in _STOPPED_KAFKA:
+            _STOPPED_KAFKA.remove(self)
+
+    def __repr__(self) -> str:
+        return f"KafkaBroker({self.bootstrap!r}, kind={self.kind!r})"
+
+
+# Brokers a test stopped; restarted after that test even if it failed before start().
+_STOPPED_KAFKA: list[KafkaBroker] = []
+
+
+@pytest.fixture(autouse=True)
+def _restart_stopped_kafka() -> Iterator[None]:
+    yield
+    for broker in list(_STOPPED_KAFKA):
+        broker.start()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _container_broker() -> Iterator[KafkaBroker]:
+    from testcontainers.community.kafka import KafkaContainer  # lazy: only needed with Docker
+
+    # Pin the host port: the broker advertises host:port as it was at the first start, and a
+    # stopped + started container would otherwise get a new random port (stale advertisement).
+    # Limitation: with a remote DOCKER_HOST the port is chosen free here, not on that host.
+    host_port = _free_port()
+    container = (
+        KafkaContainer(KAFKA_IMAGE)
+        .with_kraft()
+        .with_bind_ports(9093, host_port)
+        .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
+        .with_env("KAFKA_MIN_INSYNC_REPLICAS", "1")
+    )
+    with container as kafka:
+        wrapped: Any = kafka.get_wrapped_container()  # docker SDK Container
+        # Data survives stop/start: same container, same writable layer and volumes.
+        yield KafkaBroker(
+            kafka.get_bootstrap_server(),
+            stop=lambda: wrapped.stop(timeout=30),
+            start=wrapped.start,
+            kind="container",
+        )
+
+
+def _local_broker() -> KafkaBroker:
+    def up() -> None:
+        # Generous: the first `up` on a new machine fetches the jars from Maven Central.
+        proc = _kafka_sh("up", timeout=600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"`{KAFKA_SH} up` failed: {proc.stderr.strip()[-2000:]}")
+
+    def down() -> None:
+        proc = _kafka_sh("down", timeout=120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"`{KAFKA_SH} down` failed: {proc.stderr.strip()[-2000:]}")
+
+    try:
+        bootstrap = _kafka_sh("bootstrap", timeout=10).stdout.strip()
+        if _kafka_sh("status", timeout=10).returncode != 0:
+            up()
+    except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
+        _kafka_unavailable(f"local broker could not be started: {exc}")
+    return KafkaBroker(bootstrap, stop=down, start=up, kind="local")
+
+
+@pytest.fixture(scope="session")
+def _kafka() -> Iterator[KafkaBroker]:
+    """The session's broker, resolved once (env -> testcontainers -> deploy/local/kafka.sh)."""
+    if bootstrap := os.environ.get("OKR_TEST_KAFKA_BOOTSTRAP"):
+        broker = KafkaBroker(bootstrap)
+        if not _kafka_answers(bootstrap):
+            _kafka_unavailable(f"OKR_TEST_KAFKA_BOOTSTRAP={bootstrap} does not answer")
+        yield broker
+        return
+
+    if _docker_available():
+        gen = _container_broker()
+        try:
+            broker = next(gen)
+            if not _kafka_answers(broker.bootstrap):
+                _kafka_unavailable(f"the {KAFKA_IMAGE} container at {broker.bootstrap} is silent")
+            yield broker
+        finally:
+            gen.close()  # leaves the `with`: the container is removed
+        return
+
+    broker = _local_broker()
+    if not _kafka_answers(broker.bootstrap):
+        _kafka_unavailable(f"no Docker engine and no broker answers at {broker.bootstrap}")
+    yield broker
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(_kafka: KafkaBroker) -> str:
+    """``host:port`` of a real Kafka broker that answers metadata requests (session-wide)."""
+    return _kafka.bootstrap
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(_kafka: KafkaBroker) -> KafkaBroker:
+    """The session's broker with ``.bootstrap``, ``.stop()`` and ``.start()`` (waits until it
+    answers). A broker a test left stopped is started again after that test. Not available with
+    OKR_TEST_KAFKA_BOOTSTRAP (an external broker cannot be stopped from here)."""
+    if not _kafka.controllable:
+        _kafka_unavailable(
+            f"the broker at {_kafka.bootstrap} comes from OKR_TEST_KAFKA_BOOTSTRAP and cannot be "
+            "stopped or started by the tests",
+            hint="Unset OKR_TEST_KAFKA_BOOTSTRAP to use a container or deploy/local/kafka.sh.",
+        )
+    return _kafka
+
+
+@pytest.fixture
+def kafka_topic_prefix() -> str:
+    """A unique topic-name prefix for one test, e.g. ``t1a2b3c4d.``; topics are not deleted."""
+    return f"t{uuid.uuid4().hex[:8]}."
