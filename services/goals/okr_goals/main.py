@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
+from okr_events.tracing import configure_tracing
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 
 from .api import build_router
 from .problems import install_problem_handlers, problem
@@ -50,8 +53,26 @@ class GoalsContext:
         install_problem_handlers(app)
 
 
-def serve_contexts(title: str, contexts: list[GoalsContext]) -> FastAPI:
-    """A FastAPI app serving the given contexts, with /health and /ready."""
+# Probes are polled every few seconds; their spans would drown the traces worth reading.
+UNTRACED_URLS = r"^https?://[^/]+/health$,^https?://[^/]+/ready$"
+
+
+def instrument_psycopg() -> None:
+    """Trace every psycopg query, once per process.
+
+    Must run before the contexts start: it wraps psycopg's connect, so only connections opened
+    afterwards (the event store's and the views' pools) are traced."""
+    instrumentor = PsycopgInstrumentor()  # a singleton
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+
+
+def serve_contexts(
+    title: str, contexts: list[GoalsContext], service_name: str = "okr-goals"
+) -> FastAPI:
+    """A FastAPI app serving the given contexts, with /health and /ready, traced."""
+    configure_tracing(service_name)
+    instrument_psycopg()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,8 +102,13 @@ def serve_contexts(title: str, contexts: list[GoalsContext]) -> FastAPI:
             return {"status": "ready", "contexts": states}
         return problem(503, "not_ready", f"not ready: {states}", contexts=states)
 
+    # One server span per request; ASGI send/receive spans are left out as noise on the
+    # check-in hot path.
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=UNTRACED_URLS, exclude_spans=["receive", "send"]
+    )
     return app
 
 
 def create_app(settings: GoalsSettings | None = None) -> FastAPI:
-    return serve_contexts("OKR goals", [GoalsContext(settings or GoalsSettings())])
+    return serve_contexts("OKR goals", [GoalsContext(settings or GoalsSettings())], "okr-goals")

@@ -73,6 +73,8 @@ class GoalsSettings(BaseSettings):
         env = {
             "AGGREGATE_CACHE_MAXSIZE": str(self.aggregate_cache_size),
             "IS_SNAPSHOTTING_ENABLED": "n",
+            # Each event keeps the trace of the request that caused it, for the relay.
+            "MAPPER_TOPIC": "okr_events.tracing:TraceContextMapper",
         }
         if self.embedded:
             self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,7 @@ from eventsourcing.persistence import Tracking, TrackingRecorder
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.projection import ApplicationSubscription, Projection
 from eventsourcing.sqlite import SQLiteTrackingRecorder
+from okr_events.tracing import TRACE_CONTEXT_KEY
 from psycopg.sql import SQL
 
 from .domain.cycle import Cycle
@@ -256,8 +257,16 @@ ACTIONS = {
 
 
 def event_payload(event: Any) -> dict[str, Any]:
-    """An event's own attributes, JSON-ready (ids and dates as strings)."""
-    skip = {"originator_id", "originator_version", "timestamp", "originator_topic"}
+    """An event's own attributes, JSON-ready (ids and dates as strings).
+
+    The stored trace context is operational metadata, not history: left out."""
+    skip = {
+        "originator_id",
+        "originator_version",
+        "timestamp",
+        "originator_topic",
+        TRACE_CONTEXT_KEY,
+    }
     return {k: _jsonable(v) for k, v in event.__dict__.items() if k not in skip and k != "actor"}
 
 
