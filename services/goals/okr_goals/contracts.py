@@ -14,7 +14,8 @@ _COMMON = {
     "originator_version": "aggregate_version",
     "timestamp": "occurred_at",
 }
-_FRAMEWORK_ONLY = {"originator_topic"}  # set on "created" events; not part of a contract
+# Set by the framework ("created" events) or by tracing (okr_events.tracing); not contract data.
+_FRAMEWORK_ONLY = {"originator_topic", "trace_context"}
 
 
 class ContractError(ValueError):

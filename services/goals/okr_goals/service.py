@@ -14,12 +14,22 @@ from .settings import GoalsSettings
 from .views import GoalViews, GoalViewsProjection, PostgresGoalViews, SQLiteGoalViews, ViewsRunner
 
 
+def ensure_schema(settings: GoalsSettings) -> None:
+    """The service's PostgreSQL schema (events, views, relay position) exists."""
+    with psycopg.connect(settings.postgres_conninfo(), autocommit=True) as conn:
+        conn.execute(
+            psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                psycopg.sql.Identifier(settings.postgres_schema)
+            )
+        )
+
+
 class GoalsService:
     def __init__(self, settings: GoalsSettings | None = None) -> None:
         self.settings = settings or GoalsSettings()
         self.verifier = TokenVerifier(self.settings)  # refuses to start without a real secret
         if not self.settings.embedded:
-            self._create_schema()
+            ensure_schema(self.settings)
         self.app = GoalsApplication(
             env=self.settings.event_store_env(),
             read_timeout=self.settings.read_consistency_timeout,
@@ -28,14 +38,6 @@ class GoalsService:
         self.views = self._construct_views()
         self.app.views = self.views
         self.runner = ViewsRunner(self.app, self.views)
-
-    def _create_schema(self) -> None:
-        with psycopg.connect(self.settings.postgres_conninfo(), autocommit=True) as conn:
-            conn.execute(
-                psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                    psycopg.sql.Identifier(self.settings.postgres_schema)
-                )
-            )
 
     def _construct_views(self) -> GoalViews:
         env = Environment(GoalViewsProjection.name, self.settings.views_env())

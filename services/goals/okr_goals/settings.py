@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from okr_events import GOALS_TOPIC
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -42,6 +43,10 @@ class GoalsSettings(BaseSettings):
     # without asking the store (changes made in this process are seen at once).
     reference_data_max_age: float = 1.0
     read_consistency_timeout: float = 5.0  # seconds a query waits for its view to catch up
+
+    # The Kafka topic the relay (okr-goals-relay) publishes to; a new major contract version
+    # gets a new topic. Connection settings are shared by every service: OKR_KAFKA_*.
+    events_topic: str = GOALS_TOPIC
 
     @property
     def embedded(self) -> bool:

@@ -1,0 +1,159 @@
+"""Kafka messages <-> contracts, in CloudEvents 1.0 Kafka *binary* mode.
+
+On the wire a message is: key = the aggregate id (so one aggregate's events share a partition
+and keep their order), value = the contract as JSON, and the CloudEvents attributes as
+``ce_*`` headers. Consumers can route and dedupe on headers without parsing the payload.
+The embedded transport encodes and decodes through these same functions.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from .base import EventContract
+from .envelope import stable_event_id
+from .registry import UnknownEventType, contract_for_cloudevents_type
+
+CONTENT_TYPE = "application/json"
+SPEC_VERSION = "1.0"
+#: Header names, as the CloudEvents Kafka protocol binding spells them.
+H_ID, H_TYPE, H_SOURCE, H_SUBJECT, H_TIME = "ce_id", "ce_type", "ce_source", "ce_subject", "ce_time"
+H_SPECVERSION, H_DATASCHEMA, H_CONTENT_TYPE = "ce_specversion", "ce_dataschema", "content-type"
+
+Headers = list[tuple[str, bytes]]
+
+
+class DecodeError(ValueError):
+    """A message is not a valid event of a known contract (it goes to the dead-letter topic)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: Headers
+
+
+@dataclass(frozen=True, slots=True)
+class InboundEvent:
+    """One decoded event, with where it was read from. Handlers receive this."""
+
+    contract: EventContract
+    event_id: str
+    source: str
+    type: str
+    topic: str
+    partition: int
+    offset: int
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def aggregate_id(self) -> uuid.UUID:
+        return self.contract.aggregate_id
+
+    @property
+    def aggregate_version(self) -> int:
+        return self.contract.aggregate_version
+
+
+def encode(
+    contract: EventContract,
+    *,
+    topic: str,
+    source: str,
+    extra_headers: Sequence[tuple[str, bytes]] = (),
+) -> OutboundMessage:
+    """The Kafka message publishing ``contract``. Its ``ce_id`` depends only on the stream
+    position, so publishing the same recorded event twice gives the same id."""
+    aggregate_id = str(contract.aggregate_id)
+    headers: Headers = [
+        (H_ID, stable_event_id(contract.aggregate_id, contract.aggregate_version).encode()),
+        (H_TYPE, contract.cloudevents_type().encode()),
+        (H_SOURCE, source.encode()),
+        (H_SUBJECT, aggregate_id.encode()),
+        (H_TIME, contract.occurred_at.isoformat().encode()),
+        (H_SPECVERSION, SPEC_VERSION.encode()),
+        (H_DATASCHEMA, contract.schema_uri().encode()),
+        (H_CONTENT_TYPE, CONTENT_TYPE.encode()),
+        *extra_headers,
+    ]
+    return OutboundMessage(
+        topic, aggregate_id.encode(), contract.model_dump_json().encode(), headers
+    )
+
+
+def header_dict(headers: Sequence[tuple[str, Any]] | None) -> dict[str, str]:
+    """Kafka headers as text (the last value wins when a header repeats)."""
+    result: dict[str, str] = {}
+    for name, value in headers or ():
+        if isinstance(value, bytes):
+            try:
+                result[name] = value.decode()
+            except UnicodeDecodeError:
+                continue
+        elif value is not None:
+            result[name] = str(value)
+    return result
+
+
+def decode(
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Sequence[tuple[str, Any]] | None,
+) -> InboundEvent:
+    """The event in a message; DecodeError says precisely what is wrong with it."""
+    h = header_dict(headers)
+    missing = [n for n in (H_ID, H_TYPE, H_SOURCE, H_SPECVERSION) if not h.get(n)]
+    if missing:
+        raise DecodeError(f"missing CloudEvents headers {missing}")
+    if h[H_SPECVERSION] != SPEC_VERSION:
+        raise DecodeError(f"unsupported ce_specversion {h[H_SPECVERSION]!r}")
+    content_type = h.get(H_CONTENT_TYPE, CONTENT_TYPE).split(";")[0].strip()
+    if content_type != CONTENT_TYPE:
+        raise DecodeError(f"unsupported content-type {content_type!r}")
+    try:
+        contract_cls = contract_for_cloudevents_type(h[H_TYPE])
+    except UnknownEventType as exc:
+        raise DecodeError(str(exc)) from None
+    if value is None:
+        raise DecodeError("empty message value")
+    try:
+        contract = contract_cls.model_validate_json(value)
+    except ValidationError as exc:
+        raise DecodeError(f"payload does not match {h[H_TYPE]}: {exc}") from None
+    subject = str(contract.aggregate_id)
+    if h.get(H_SUBJECT, subject) != subject or (
+        key is not None and key.decode(errors="replace") != subject
+    ):
+        raise DecodeError(f"key/ce_subject do not name the payload's aggregate {subject}")
+    return InboundEvent(
+        contract=contract,
+        event_id=h[H_ID],
+        source=h[H_SOURCE],
+        type=h[H_TYPE],
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        headers=h,
+    )
+
+
+def describe(message_value: bytes | None) -> str:
+    """A short, safe rendering of a payload for logs and DLQ headers."""
+    if not message_value:
+        return "<empty>"
+    try:
+        return json.dumps(json.loads(message_value), ensure_ascii=False)[:200]
+    except ValueError:
+        return repr(message_value[:200])

@@ -1,0 +1,209 @@
+"""Kafka transport of the consumer runtime: one consumer group per consuming context.
+
+Positions of record are in the context's database (written with its changes); on every
+(re)assignment the consumer seeks to them. Kafka's committed offsets are only a copy kept so
+standard tools (kafka-consumer-groups, kcat) show the group's lag too.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from .codec import DecodeError, InboundEvent, decode
+from .consuming import (
+    ConsumerStore,
+    EventHandler,
+    EventProcessor,
+    RawMessage,
+    StoppableRunner,
+    error_headers,
+)
+from .kafka import DLQ_SUFFIX, KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaRaw:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+class DeadLetterFailed(RuntimeError):
+    """The dead-letter topic did not confirm a message: the consumer stops rather than lose it."""
+
+
+class KafkaConsumerRunner(StoppableRunner):
+    def __init__(
+        self,
+        handler: EventHandler,
+        store: ConsumerStore,
+        *,
+        topics: Sequence[str],
+        settings: KafkaSettings,
+        group_id: str | None = None,
+        max_retries: int = 3,
+        retry_backoff: float = 0.1,
+        batch_size: int = 500,
+    ) -> None:
+        self.group_id = group_id or handler.name
+        client_id = f"{self.group_id}@{socket.gethostname()}"
+        self.topics = list(topics)
+        self.store = store
+        self.batch_size = batch_size
+        self.consumer = Consumer(settings.consumer(self.group_id, client_id))
+        self._dlq = Producer(settings.producer(client_id + "-dlq"))
+        self.processor = EventProcessor(
+            handler,
+            store,
+            dead_letter=self._dead_letter,
+            max_retries=max_retries,
+            retry_backoff=retry_backoff,
+        )
+        self._next: dict[tuple[str, int], int] = {}  # partition -> next offset to apply
+        self._lag: dict[str, int] = {}
+        self._lag_at = 0.0
+        self._stop = threading.Event()
+        self.assigned = threading.Event()  # set once partitions are assigned (tests wait on it)
+        self.error: BaseException | None = None
+
+    # ---- group membership -------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            stored = self.store.next_offset(tp.topic, tp.partition)
+            tp.offset = stored if stored is not None else OFFSET_BEGINNING
+            if stored is not None:
+                self._next[(tp.topic, tp.partition)] = stored
+        consumer.assign(partitions)
+        log.info(
+            "%s assigned %s", self.group_id, [(p.topic, p.partition, p.offset) for p in partitions]
+        )
+        self.assigned.set()
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._next.pop((tp.topic, tp.partition), None)
+        consumer.unassign()
+
+    # ---- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        try:
+            while not self._stop.is_set():
+                messages = self.consumer.consume(self.batch_size, timeout=0.1)
+                for message in messages:
+                    self._handle(message)
+                    if self._stop.is_set():
+                        break
+                if messages:
+                    self._commit_copy()
+                self._refresh_lag()
+        except BaseException as error:
+            self.error = error
+            log.exception("%s stopped", self.group_id)
+            raise
+        finally:
+            self.consumer.close()
+            self._dlq.flush(5)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _handle(self, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                return
+            if error.fatal():
+                raise KafkaException(error)
+            log.warning("%s: %s", self.group_id, error)
+            return
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        raw = KafkaRaw(
+            topic, partition, offset, message.key(), message.value(), message.headers() or []
+        )
+        try:
+            event = decode(
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                key=raw.key,
+                value=raw.value,
+                headers=raw.headers,
+            )
+        except DecodeError as exc:
+            self.processor.undecodable(raw, exc)
+        else:
+            self.processor.process(event, raw)
+        self._next[(topic, partition)] = offset + 1
+
+    def _dead_letter(
+        self, event: InboundEvent | None, raw: RawMessage, error: BaseException
+    ) -> None:
+        assert isinstance(raw, KafkaRaw)
+        outcome: list[KafkaError | None] = []
+        self._dlq.produce(
+            raw.topic + DLQ_SUFFIX,
+            key=raw.key,
+            value=raw.value,
+            headers=raw.headers + error_headers(raw, error, self.group_id),
+            on_delivery=lambda err, _msg: outcome.append(err),
+        )
+        self._dlq.flush(30)
+        if not outcome or outcome[0] is not None:
+            raise DeadLetterFailed(
+                f"{raw.topic}:{raw.partition}:{raw.offset} could not be dead-lettered: {outcome}"
+            )
+
+    def _commit_copy(self) -> None:
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self._next.items()]
+        if offsets:
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=True)
+            except KafkaException as exc:  # only a copy: the database holds the truth
+                log.debug("offset copy not committed: %s", exc)
+
+    # ---- lag ----------------------------------------------------------------------------------
+
+    def _refresh_lag(self, every: float = 1.0) -> None:
+        now = time.monotonic()
+        if now - self._lag_at < every:
+            return
+        self._lag_at = now
+        lag: dict[str, int] = {}
+        for tp in self.consumer.assignment():
+            try:
+                _low, high = self.consumer.get_watermark_offsets(tp, timeout=1, cached=False)
+            except KafkaException:
+                continue
+            position = self._next.get((tp.topic, tp.partition))
+            if position is None:
+                position = self.store.next_offset(tp.topic, tp.partition) or 0
+            lag[f"{tp.topic}:{tp.partition}"] = max(0, high - position)
+        self._lag = lag
+
+    def lag(self) -> dict[str, Any]:
+        """Messages not yet applied, per partition and in total (refreshed every second)."""
+        return {"group": self.group_id, "total": sum(self._lag.values()), "partitions": self._lag}
