@@ -128,13 +128,8 @@ class Stack:
             group_id=f"ledger-{self.ledger_schema}",
             **kwargs,
         )
-        thread = runner.start_thread("test-ledger")
-
-        def stop() -> None:
-            runner.stop()
-            thread.join(10)
-
-        self._cleanups.append(stop)
+        runner.start_thread("test-ledger")
+        self._cleanups.append(runner.close)
         return runner
 
     def process(self, name: str, *args: str) -> subprocess.Popen[bytes]:

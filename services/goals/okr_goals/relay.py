@@ -2,7 +2,8 @@
 
 Publishes the goals event store to the topic okr.goals.events.v1 (okr_events.relay). A
 contract violation stops it with exit code 2 (fix the bug, then restart: nothing is skipped);
-a Kafka outage longer than the producer's delivery timeout restarts it from its position.
+a Kafka outage longer than the producer's delivery timeout, or a lost database connection,
+restarts it from its position.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ import signal
 import sys
 import time
 
-from eventsourcing.persistence import InfrastructureFactory, TrackingRecorder
+from eventsourcing.persistence import (
+    InfrastructureFactory,
+    InterfaceError,
+    OperationalError,
+    TrackingRecorder,
+)
 from eventsourcing.utils import Environment
 from okr_events import GOALS_SOURCE
 from okr_events.kafka import KafkaSettings, ensure_topics
@@ -68,7 +74,8 @@ def main() -> None:
             relay.run()
         except ContractViolation:
             sys.exit(2)
-        except DeliveryFailed as exc:
+        except (DeliveryFailed, OperationalError, InterfaceError) as exc:
+            # Kafka or PostgreSQL away for long: start again from the recorded position.
             log.error("%s; restarting from notification %s in 5 s", exc, relay.position)
             relay.app.close()
             time.sleep(5)

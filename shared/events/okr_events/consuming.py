@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -27,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import psycopg
+from eventsourcing import persistence as es_persistence
 from eventsourcing.persistence import InfrastructureFactory, Tracking, TrackingRecorder
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
@@ -78,6 +80,12 @@ UPSERT_APPLIED = """INSERT INTO consumer_applied_versions (aggregate_id, version
     ON CONFLICT (aggregate_id) DO UPDATE SET version = excluded.version"""
 
 
+def _is_query(statement: str) -> bool:
+    """Whether a statement returns rows (the library's SQLite cursor has no `description`)."""
+    head = statement.lstrip().split(None, 1)[0].upper()
+    return head in ("SELECT", "WITH", "VALUES") or " RETURNING " in statement.upper()
+
+
 class _Cursor:
     def __init__(self, cursor: Any, rewrite: Callable[[str], str]) -> None:
         self._cursor = cursor
@@ -85,7 +93,7 @@ class _Cursor:
 
     def execute(self, statement: str, params: Mapping[str, Any] | None = None) -> list[Any]:
         self._cursor.execute(self._rewrite(statement), params or {})
-        if self._cursor.description is None:
+        if not _is_query(statement):
             return []
         return list(self._cursor.fetchall())
 
@@ -207,6 +215,14 @@ def open_consumer_store(
 
 # ---- processing, shared by both transports ------------------------------------------------------
 
+#: Errors that say the database is unreachable or busy, not that the event is bad.
+TRANSIENT = (
+    es_persistence.OperationalError,
+    es_persistence.InterfaceError,
+    psycopg.OperationalError,
+    sqlite3.OperationalError,
+)
+
 
 DeadLetter = Callable[[InboundEvent | None, "RawMessage", BaseException], None]
 
@@ -255,9 +271,15 @@ class EventProcessor:
                 "cloudevents.event_type": event.type,
             },
         ) as span:
-            for attempt in range(self.max_retries + 1):
+            attempt = 0
+            while True:
                 try:
                     fresh = self.store.apply_once(event, lambda tx: self.handler.handle(event, tx))
+                except TRANSIENT as error:
+                    # The database is away, not the message at fault: wait, never dead-letter.
+                    log.warning("%s: database unavailable (%s); retrying", self.handler.name, error)
+                    time.sleep(min(5.0, self.retry_backoff * 2 ** min(attempt, 6)))
+                    continue
                 except Exception as error:
                     if attempt == self.max_retries:
                         span.record_exception(error)
@@ -277,6 +299,7 @@ class EventProcessor:
                         self.dead_lettered += 1
                         return
                     time.sleep(self.retry_backoff * 2**attempt)
+                    attempt += 1
                 else:
                     span.set_attribute("okr.duplicate", not fresh)
                     if fresh:
@@ -327,7 +350,15 @@ class StoppableRunner:
     def stop(self) -> None:
         raise NotImplementedError
 
+    _thread: threading.Thread | None = None
+
     def start_thread(self, name: str) -> threading.Thread:
-        thread = threading.Thread(target=self.run, name=name, daemon=True)
-        thread.start()
-        return thread
+        self._thread = threading.Thread(target=self.run, name=name, daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop and wait for the loop to end, so the stores it uses can be closed safely."""
+        self.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)

@@ -1,0 +1,68 @@
+"""The embedded default: no Kafka, no PostgreSQL. The same handler (the ledger) consumes the
+goals service's events in process, positions taken from the notification log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from okr_events import GOALS_SOURCE, GOALS_TOPIC
+from okr_events.consuming import open_consumer_store
+from okr_events.in_process import InProcessRunner
+from okr_events.ledger import Ledger
+from okr_goals.contracts import to_contract
+from okr_goals.main import create_app
+from okr_goals.service import GoalsService
+from okr_goals.testing import build_org, sqlite_settings
+
+from conftest import wait_for
+
+
+def test_in_process_runner_applies_each_event_once_and_resumes(tmp_path: Path) -> None:
+    settings = sqlite_settings(tmp_path)
+    with TestClient(create_app(settings)) as client:
+        org = build_org(client, settings)
+        objective = org.active_objective()
+        kr = objective["key_results"][0]
+        for value in (10, 20):
+            r = client.post(
+                f"/objectives/{objective['id']}/key-results/{kr['id']}/check-ins",
+                json={"current": value},
+                headers=org.h("bailu"),
+            )
+            assert r.status_code == 201, r.text
+
+    def run_ledger() -> tuple[InProcessRunner, GoalsService]:
+        service = GoalsService(settings)
+        store = open_consumer_store("ledger", sqlite_path=str(tmp_path / "ledger.sqlite3"))
+        runner = InProcessRunner(
+            Ledger(),
+            store,
+            service.app,
+            to_contract=to_contract,
+            topic=GOALS_TOPIC,
+            source=GOALS_SOURCE,
+        )
+        runner.start_thread("ledger")
+        return runner, service
+
+    runner, service = run_ledger()
+    total = service.app.recorder.max_notification_id()
+    wait_for(runner.caught_up, 10, "the in-process ledger")
+    rows = runner.store.query(
+        "SELECT aggregate_id, aggregate_version, event_type FROM ledger_events"
+    )
+    assert len(rows) == total
+    assert len({(r["aggregate_id"], r["aggregate_version"]) for r in rows}) == total
+    checked_in = [r for r in rows if r["event_type"] == "okr.goals.KRProgressUpdated.v1"]
+    assert len(checked_in) == 2
+    runner.close()
+    service.close()
+
+    # A restart resumes from the stored position: nothing is applied twice.
+    runner, service = run_ledger()
+    wait_for(runner.caught_up, 10, "the restarted ledger")
+    assert runner.processor.applied == 0
+    assert len(runner.store.query("SELECT event_id FROM ledger_events")) == total
+    runner.close()
+    service.close()
