@@ -9,9 +9,14 @@ PORT ?= 8000
 ORG ?= demo
 MEMBER ?= admin
 ROLES ?=
+# Which goals store `make token` and `make demo` talk to: auto = the distributed stack's
+# (PostgreSQL, its JWT secret) while `make up` has it running, else the embedded default;
+# on = always the stack's; off = always the embedded default.
+STACK ?= auto
+STACK_ENV = stack_env="$$(deploy/local/stack.sh env $(STACK))" && eval "$$stack_env" &&
 
-.PHONY: install run demo token pg pg-down kafka kafka-down infra-up infra-down infra-status kcat \
-	schemas lint format test bench clean
+.PHONY: install run demo token up down ps pg pg-down kafka kafka-down infra-up infra-down \
+	infra-status kcat schemas lint format test bench clean
 
 $(STAMP): services/goals/pyproject.toml shared/events/pyproject.toml suite/pyproject.toml requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,11 +29,20 @@ install: $(STAMP) ## virtual environment with every package and tool
 run: install ## serve every context on http://127.0.0.1:8000 (SQLite under data/)
 	$(BIN)/uvicorn --factory okr_suite.main:create_app --host $(HOST) --port $(PORT)
 
-demo: install ## load the seed's organisation and board into org "demo"
-	$(BIN)/okr demo --org $(ORG)
+demo: install ## load the seed's organisation and board into org "demo" (the stack's while it runs)
+	@$(STACK_ENV) $(BIN)/okr demo --org $(ORG)
 
-token: install ## print a development token: make token MEMBER=bailu [ROLES=admin]
-	@$(BIN)/okr token $(MEMBER) --org $(ORG) $(foreach r,$(ROLES),--role $(r))
+token: install ## print a development token: make token MEMBER=bailu [ROLES=admin] (valid for the stack while it runs)
+	@$(STACK_ENV) $(BIN)/okr token $(MEMBER) --org $(ORG) $(foreach r,$(ROLES),--role $(r))
+
+up: install ## the distributed stack: PostgreSQL, Kafka, goals API :8001, relay, ledger :8090 (idempotent)
+	deploy/local/stack.sh up
+
+down: ## stop the stack's processes, then PostgreSQL and Kafka (data stays)
+	deploy/local/stack.sh down
+
+ps: ## what of the stack runs: process, state, pid, address, log
+	deploy/local/stack.sh status || true
 
 pg: ## start the machine's PostgreSQL 15 with database okr (idempotent)
 	deploy/local/pg.sh up

@@ -4,9 +4,8 @@
 """
 
 import argparse
-import uuid
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 from okr_events.codec import DecodeError, decode
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -15,25 +14,30 @@ parser.add_argument("--topic", default="okr.goals.events.v1")
 parser.add_argument("--from-beginning", action="store_true", help="start at offset 0")
 parser.add_argument("--group", help="consumer group that remembers its position (default: none)")
 args = parser.parse_args()
+start = OFFSET_BEGINNING if args.from_beginning else OFFSET_END
 
 consumer = Consumer(
     {
         "bootstrap.servers": args.bootstrap,
-        "group.id": args.group or f"read-stream-{uuid.uuid4().hex[:8]}",
+        "group.id": args.group or "read-stream",  # only used (and committed) with --group
         "enable.auto.commit": args.group is not None,
         "auto.offset.reset": "earliest" if args.from_beginning else "latest",
     }
 )
 
 
-def on_assign(consumer: Consumer, partitions: list) -> None:
+def on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
     if args.from_beginning:  # also for a group that has read before
         for partition in partitions:
             partition.offset = OFFSET_BEGINNING
     consumer.assign(partitions)
 
 
-consumer.subscribe([args.topic], on_assign=on_assign)
+if args.group:
+    consumer.subscribe([args.topic], on_assign=on_assign)
+else:  # every partition, no group membership, nothing committed (like kcat without -G)
+    partitions = consumer.list_topics(args.topic, timeout=10).topics[args.topic].partitions
+    consumer.assign([TopicPartition(args.topic, p, start) for p in partitions])
 try:
     while True:
         msg = consumer.poll(1.0)
