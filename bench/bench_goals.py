@@ -598,14 +598,16 @@ async def open_loop(
     duration: float,
     connections_n: int,
     meter: CpuMeter,
+    recorder: Recorder | None = None,
 ) -> LoadResult:
     """Check-ins at scheduled times (rate per second) over a pool of connections; latency counts
     from the scheduled time, so a slow answer that delays later sends shows up in their latency
     too. A service far behind the schedule is not waited for forever: what is still unsent
     `duration` (at least 10) seconds after the schedule's end counts as failed, with the latency
-    it had reached by then."""
+    it had reached by then. A `recorder` of the caller's (e.g. a subclass keeping each answer)
+    is told of every answer after the warm-up as it arrives."""
     connections = await _open(connections_n, checkins.host, checkins.port)
-    recorder = Recorder()
+    recorder = recorder or Recorder()
     start = time.perf_counter() + 0.05
     skip = int(rate * warmup)
     total = skip + int(rate * duration)

@@ -109,7 +109,7 @@ class Stack:
         def stop() -> None:
             relay.stop()
             thread.join(10)
-            relay.app.close()
+            relay.close()
 
         self._cleanups.append(stop)
         return relay

@@ -77,7 +77,7 @@ def main() -> None:
         except (DeliveryFailed, OperationalError, InterfaceError) as exc:
             # Kafka or PostgreSQL away for long: start again from the recorded position.
             log.error("%s; restarting from notification %s in 5 s", exc, relay.position)
-            relay.app.close()
+            relay.close()
             time.sleep(5)
             continue
         if stopping:

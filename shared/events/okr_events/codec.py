@@ -8,6 +8,7 @@ The embedded transport encodes and decodes through these same functions.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .base import EventContract
-from .envelope import stable_event_id
+from .envelope import _EVENT_ID_NAMESPACE
 from .registry import UnknownEventType, contract_for_cloudevents_type
 
 CONTENT_TYPE = "application/json"
@@ -63,6 +64,25 @@ class InboundEvent:
         return self.contract.aggregate_version
 
 
+# The relay encodes every event it publishes: what does not change between messages is made
+# once (per contract class, per source), and the event id is computed without UUID objects.
+_SPEC_VERSION_HEADER = (H_SPECVERSION, SPEC_VERSION.encode())
+_CONTENT_TYPE_HEADER = (H_CONTENT_TYPE, CONTENT_TYPE.encode())
+_class_headers: dict[type[EventContract], tuple[tuple[str, bytes], tuple[str, bytes]]] = {}
+_source_headers: dict[str, tuple[str, bytes]] = {}
+_NAMESPACE = _EVENT_ID_NAMESPACE.bytes
+_UUID5_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))  # variant and version bits
+_UUID5_SET = (0x8000 << 48) | (5 << 76)  # RFC 4122 variant, version 5
+
+
+def _event_id(aggregate_id: str, version: int) -> bytes:
+    """``envelope.stable_event_id`` (uuid5 of "<aggregate id>:<version>"), as header bytes."""
+    name = f"{aggregate_id}:{version}".encode()
+    digest = hashlib.sha1(_NAMESPACE + name, usedforsecurity=False).digest()
+    h = f"{int.from_bytes(digest[:16]) & _UUID5_CLEAR | _UUID5_SET:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}".encode()
+
+
 def encode(
     contract: EventContract,
     *,
@@ -72,21 +92,30 @@ def encode(
 ) -> OutboundMessage:
     """The Kafka message publishing ``contract``. Its ``ce_id`` depends only on the stream
     position, so publishing the same recorded event twice gives the same id."""
+    cls = type(contract)
+    static = _class_headers.get(cls)
+    if static is None:
+        static = _class_headers[cls] = (
+            (H_TYPE, cls.cloudevents_type().encode()),
+            (H_DATASCHEMA, cls.schema_uri().encode()),
+        )
+    source_header = _source_headers.get(source)
+    if source_header is None:
+        source_header = _source_headers[source] = (H_SOURCE, source.encode())
     aggregate_id = str(contract.aggregate_id)
+    key = aggregate_id.encode()
     headers: Headers = [
-        (H_ID, stable_event_id(contract.aggregate_id, contract.aggregate_version).encode()),
-        (H_TYPE, contract.cloudevents_type().encode()),
-        (H_SOURCE, source.encode()),
-        (H_SUBJECT, aggregate_id.encode()),
+        (H_ID, _event_id(aggregate_id, contract.aggregate_version)),
+        static[0],
+        source_header,
+        (H_SUBJECT, key),
         (H_TIME, contract.occurred_at.isoformat().encode()),
-        (H_SPECVERSION, SPEC_VERSION.encode()),
-        (H_DATASCHEMA, contract.schema_uri().encode()),
-        (H_CONTENT_TYPE, CONTENT_TYPE.encode()),
+        _SPEC_VERSION_HEADER,
+        static[1],
+        _CONTENT_TYPE_HEADER,
         *extra_headers,
     ]
-    return OutboundMessage(
-        topic, aggregate_id.encode(), contract.model_dump_json().encode(), headers
-    )
+    return OutboundMessage(topic, key, contract.model_dump_json().encode(), headers)
 
 
 def header_dict(headers: Sequence[tuple[str, Any]] | None) -> dict[str, str]:

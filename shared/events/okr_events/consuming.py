@@ -351,6 +351,7 @@ class StoppableRunner:
         raise NotImplementedError
 
     _thread: threading.Thread | None = None
+    store: ConsumerStore
 
     def start_thread(self, name: str) -> threading.Thread:
         self._thread = threading.Thread(target=self.run, name=name, daemon=True)
@@ -358,7 +359,8 @@ class StoppableRunner:
         return self._thread
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop and wait for the loop to end, so the stores it uses can be closed safely."""
+        """Stop, wait for the loop to end, then close the store's connections."""
         self.stop()
         if self._thread is not None:
             self._thread.join(timeout)
+        self.store.datastore.close()  # type: ignore[attr-defined]

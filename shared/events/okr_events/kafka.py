@@ -54,6 +54,9 @@ class KafkaSettings(BaseSettings):
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
             "fetch.wait.max.ms": 10,
+            # A member that died is replaced after this long (Kafka's default is 45 s).
+            "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 2_000,
         }
 
 

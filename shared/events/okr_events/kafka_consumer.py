@@ -112,7 +112,7 @@ class KafkaConsumerRunner(StoppableRunner):
         self.consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         try:
             while not self._stop.is_set():
-                messages = self.consumer.consume(self.batch_size, timeout=0.1)
+                messages = self._next_messages()
                 for message in messages:
                     self._handle(message)
                     if self._stop.is_set():
@@ -127,6 +127,15 @@ class KafkaConsumerRunner(StoppableRunner):
         finally:
             self.consumer.close()
             self._dlq.flush(5)
+
+    def _next_messages(self) -> list[Message]:
+        """Wait for one message, then take what else has already arrived without waiting:
+        consume(n, timeout) would wait for n messages or the whole timeout, delaying each
+        batch by up to the timeout (measured: ledger p50 ~400 ms at 100 events/s vs 15 ms)."""
+        first = self.consumer.poll(0.1)
+        if first is None:
+            return []
+        return [first, *self.consumer.consume(self.batch_size - 1, timeout=0)]
 
     def stop(self) -> None:
         self._stop.set()
@@ -195,8 +204,11 @@ class KafkaConsumerRunner(StoppableRunner):
         lag: dict[str, int] = {}
         for tp in self.consumer.assignment():
             try:
-                _low, high = self.consumer.get_watermark_offsets(tp, timeout=1, cached=False)
+                # The high watermark of the last fetch: no broker round trip in the loop.
+                _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
             except KafkaException:
+                continue
+            if high < 0:  # nothing fetched yet for this partition
                 continue
             position = self._next.get((tp.topic, tp.partition))
             if position is None:

@@ -10,6 +10,8 @@ C = TypeVar("C", bound=type[EventContract])
 
 #: CloudEvents type ("okr.goals.KRProgressUpdated.v1") -> contract class.
 REGISTRY: dict[str, type[EventContract]] = {}
+#: Event type -> version -> contract class (the relay looks one up per event it publishes).
+_VERSIONS: dict[str, dict[int, type[EventContract]]] = {}
 
 
 class UnknownEventType(KeyError):
@@ -28,12 +30,13 @@ def register(contract: C) -> C:
     if existing is not None and existing is not contract:
         raise ValueError(f"{key} is already registered by {existing.__qualname__}")
     REGISTRY[key] = contract
+    _VERSIONS.setdefault(contract.event_type, {})[contract.version] = contract
     return contract
 
 
 def contract_for(event_type: str, version: int | None = None) -> type[EventContract]:
     """The contract of ``event_type`` ("okr.goals.KRProgressUpdated"); latest when no version."""
-    versions = {c.version: c for c in REGISTRY.values() if c.event_type == event_type}
+    versions = _VERSIONS.get(event_type, {})
     if not versions:
         raise UnknownEventType(f"no contract registered for event type {event_type!r}")
     if version is None:
