@@ -28,6 +28,7 @@ from okr_events import (
     open_envelope,
     register,
     stable_event_id,
+    unregister,
 )
 from okr_events.goals import KRProgressUpdated
 from okr_goals.contracts import ContractError, to_contract
@@ -319,7 +320,8 @@ def test_contract_for_versions():
         assert contract_for("okr.goals.KRProgressUpdated") is KRProgressUpdatedV2
         assert contract_for("okr.goals.KRProgressUpdated", 1) is KRProgressUpdated
     finally:
-        del REGISTRY["okr.goals.KRProgressUpdated.v2"]
+        unregister(KRProgressUpdatedV2)
+    assert contract_for("okr.goals.KRProgressUpdated") is KRProgressUpdated
 
 
 def test_register_refuses_a_second_class_for_a_type():

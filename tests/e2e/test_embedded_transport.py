@@ -66,3 +66,48 @@ def test_in_process_runner_applies_each_event_once_and_resumes(tmp_path: Path) -
     assert len(runner.store.query("SELECT event_id FROM ledger_events")) == total
     runner.close()
     service.close()
+
+
+class Refuses(Ledger):
+    """A handler that cannot apply check-ins."""
+
+    def handle(self, event, tx) -> None:  # type: ignore[no-untyped-def]
+        if event.type == "okr.goals.KRProgressUpdated.v1":
+            raise ValueError("no check-ins here")
+        super().handle(event, tx)
+
+
+def test_in_process_dead_letters_are_kept_and_the_log_moves_on(tmp_path: Path) -> None:
+    settings = sqlite_settings(tmp_path)
+    with TestClient(create_app(settings)) as client:
+        org = build_org(client, settings)
+        objective = org.active_objective()
+        kr = objective["key_results"][0]
+        r = client.post(
+            f"/objectives/{objective['id']}/key-results/{kr['id']}/check-ins",
+            json={"current": 10},
+            headers=org.h("bailu"),
+        )
+        assert r.status_code == 201, r.text
+    service = GoalsService(settings)
+    store = open_consumer_store("ledger", sqlite_path=str(tmp_path / "ledger.sqlite3"))
+    runner = InProcessRunner(
+        Refuses(),
+        store,
+        service.app,
+        to_contract=to_contract,
+        topic=GOALS_TOPIC,
+        source=GOALS_SOURCE,
+        max_retries=1,
+        retry_backoff=0.001,
+    )
+    runner.start_thread("ledger")
+    try:
+        wait_for(runner.caught_up, 10, "the in-process ledger")
+        [dead] = store.dead_letters()
+        assert dead["error"] == "ValueError: no check-ins here"
+        total = service.app.recorder.max_notification_id()
+        assert len(store.query("SELECT event_id FROM ledger_events")) == total - 1
+    finally:
+        runner.close()
+        service.close()

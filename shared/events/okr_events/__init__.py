@@ -11,6 +11,7 @@ from .registry import (
     contract_for,
     contract_for_cloudevents_type,
     register,
+    unregister,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "open_envelope",
     "register",
     "stable_event_id",
+    "unregister",
 ]

@@ -135,7 +135,8 @@ class ConsumerStore(TrackingRecorder):
     def record_dead_letter(
         self, raw: RawMessage, event_id: str | None, error: BaseException
     ) -> None:
-        """Park a message that was not applied, and move past it, in one transaction."""
+        """Park a message that was not applied (the processor then moves past it; a crash in
+        between parks it again, harmlessly)."""
         row = {
             "topic": raw.topic,
             "partition": raw.partition,
@@ -146,7 +147,6 @@ class ConsumerStore(TrackingRecorder):
         }
         with self._tx() as tx:
             tx.execute(INSERT_DEAD_LETTER, row)
-            self._track(tx, Tracking(position_name(raw.topic, raw.partition), raw.offset + 1))
 
     def dead_letters(self) -> list[dict[str, Any]]:
         rows = self.query(

@@ -34,6 +34,14 @@ def register(contract: C) -> C:
     return contract
 
 
+def unregister(contract: type[EventContract]) -> None:
+    """Forget a contract (tests that register throwaway versions clean up with this)."""
+    key = contract.cloudevents_type()
+    if REGISTRY.get(key) is contract:
+        del REGISTRY[key]
+        _VERSIONS[contract.event_type].pop(contract.version, None)
+
+
 def contract_for(event_type: str, version: int | None = None) -> type[EventContract]:
     """The contract of ``event_type`` ("okr.goals.KRProgressUpdated"); latest when no version."""
     versions = _VERSIONS.get(event_type, {})
