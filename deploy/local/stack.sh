@@ -172,12 +172,34 @@ http_ok() { curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; }
 RELAY_LOG_OFFSET=0
 relay_started() { tail -c +$((RELAY_LOG_OFFSET + 1)) "$(log_file goals-relay)" | grep -q 'relaying '; }
 
+# PostgreSQL is the machine's, Kafka's data is this checkout's (data/kafka). The goals store,
+# the relay's position and the ledger's positions only make sense with the topic they were
+# written against, so the stack records the Kafka cluster id in PostgreSQL; when it meets a
+# different Kafka (a fresh clone, a wiped data/), it resets the stack's schemas rather than
+# leave a relay position that skips events or consumer positions past the end of the topic.
+pair_with_kafka() {
+  local cluster_id recorded dsn="postgresql://$PG_USER:$PG_PASSWORD@$PG_HOST:$PG_PORT/$PG_DB"
+  cluster_id="$(cat "$ROOT/data/kafka/cluster.id" 2>/dev/null || true)"
+  [ -n "$cluster_id" ] || return 0
+  psql -q "$dsn" -v ON_ERROR_STOP=1 -c "CREATE SCHEMA IF NOT EXISTS stack; CREATE TABLE IF NOT EXISTS stack.kafka (cluster_id text NOT NULL)" >/dev/null
+  recorded="$(psql -qtA "$dsn" -c "SELECT cluster_id FROM stack.kafka LIMIT 1")"
+  if [ "$recorded" != "$cluster_id" ]; then
+    if [ -n "$recorded" ] || psql -qtA "$dsn" -c "SELECT 1 FROM pg_namespace WHERE nspname IN ('goals', 'ledger')" | grep -q 1; then
+      log "this Kafka ($cluster_id) is not the one the stack's schemas were written against; resetting schemas goals and ledger"
+    fi
+    psql -q "$dsn" -v ON_ERROR_STOP=1 -c "DROP SCHEMA IF EXISTS goals CASCADE; DROP SCHEMA IF EXISTS ledger CASCADE; DELETE FROM stack.kafka; INSERT INTO stack.kafka VALUES ('$cluster_id')" >/dev/null
+  fi
+}
+
 cmd_up() {
   need_venv
   local t0="$EPOCHREALTIME" t1 goals_settings ledger_settings
   "$HERE/infra.sh" up >/dev/null
   t1="$EPOCHREALTIME"
   ensure_secret
+  if ! is_running goals && ! is_running goals-relay && ! is_running ledger; then
+    pair_with_kafka
+  fi
   goals_settings="$(mktemp)"; ledger_settings="$(mktemp)"
   # shellcheck disable=SC2064
   trap "rm -f '$goals_settings' '$ledger_settings'" EXIT

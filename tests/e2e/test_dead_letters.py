@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from confluent_kafka import Producer
+from eventsourcing.persistence import Tracking
 from okr_events.codec import InboundEvent, header_dict
-from okr_events.consuming import Tx
+from okr_events.consuming import Tx, position_name
+from okr_events.kafka_consumer import PositionsAheadOfTopic
 from okr_events.ledger import Ledger
 from test_resilience import assert_applied_exactly_once, check_in
 
@@ -113,3 +115,14 @@ def _headers_of_a_real_message(stack: Stack, objective: dict[str, Any]) -> list[
     stored = stack.stored_events()
     wait_for(lambda: relay.position >= len(stored), 30, "the relay")
     return list(stack.read_topic()[-1].headers())
+
+
+def test_positions_beyond_the_end_of_the_topic_stop_the_consumer_loudly(stack: Stack) -> None:
+    """A recreated topic (or another cluster) must not be read silently from the start."""
+    store = stack.ledger_store()
+    store.setup(Ledger.create_statements)
+    store.insert_tracking(Tracking(position_name(stack.topic, 0), 1000))
+    ledger = stack.ledger_thread()
+    error = wait_for(lambda: ledger.error, 30, "the consumer to refuse")
+    assert isinstance(error, PositionsAheadOfTopic)
+    assert "up to offset 999, but the partition ends at 0" in str(error)

@@ -17,6 +17,7 @@ embedded default: follows the producing application's notification log, no Kafka
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sqlite3
@@ -275,6 +276,12 @@ class EventProcessor:
             while True:
                 try:
                     fresh = self.store.apply_once(event, lambda tx: self.handler.handle(event, tx))
+                except es_persistence.IntegrityError:
+                    if (self.store.next_offset(raw.topic, raw.partition) or 0) > raw.offset:
+                        # This offset is behind the stored position: already processed.
+                        self.duplicates += 1
+                        return
+                    raise  # a handler's own constraint violation is a bug: stop loudly
                 except TRANSIENT as error:
                     # The database is away, not the message at fault: wait, never dead-letter.
                     log.warning("%s: database unavailable (%s); retrying", self.handler.name, error)
@@ -354,9 +361,14 @@ class StoppableRunner:
     store: ConsumerStore
 
     def start_thread(self, name: str) -> threading.Thread:
-        self._thread = threading.Thread(target=self.run, name=name, daemon=True)
+        self._thread = threading.Thread(target=self._run_in_thread, name=name, daemon=True)
         self._thread.start()
         return self._thread
+
+    def _run_in_thread(self) -> None:
+        # run() has logged the error and kept it in `error` for health checks and tests.
+        with contextlib.suppress(Exception):
+            self.run()
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop, wait for the loop to end, then close the store's connections."""

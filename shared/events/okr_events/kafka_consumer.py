@@ -49,6 +49,10 @@ class KafkaRaw:
     headers: list[tuple[str, bytes]]
 
 
+class PositionsAheadOfTopic(RuntimeError):
+    """The consumer's stored positions are beyond the end of the topic's partitions."""
+
+
 class DeadLetterFailed(RuntimeError):
     """The dead-letter topic did not confirm a message: the consumer stops rather than lose it."""
 
@@ -92,6 +96,16 @@ class KafkaConsumerRunner(StoppableRunner):
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             stored = self.store.next_offset(tp.topic, tp.partition)
+            if stored:
+                _low, high = consumer.get_watermark_offsets(tp, timeout=10)
+                if stored > high:
+                    # Kafka would silently restart at "earliest": refuse instead.
+                    raise PositionsAheadOfTopic(
+                        f"{self.group_id} has applied {tp.topic}:{tp.partition} up to offset "
+                        f"{stored - 1}, but the partition ends at {high}: the topic was "
+                        "recreated or this is another cluster. Rebuild the consumer's store "
+                        "(drop its schema) to read the topic again."
+                    )
             tp.offset = stored if stored is not None else OFFSET_BEGINNING
             if stored is not None:
                 self._next[(tp.topic, tp.partition)] = stored
