@@ -178,7 +178,9 @@ relay_started() { tail -c +$((RELAY_LOG_OFFSET + 1)) "$(log_file goals-relay)" |
 # different Kafka (a fresh clone, a wiped data/), it resets the stack's schemas rather than
 # leave a relay position that skips events or consumer positions past the end of the topic.
 pair_with_kafka() {
-  local cluster_id recorded dsn="postgresql://$PG_USER:$PG_PASSWORD@$PG_HOST:$PG_PORT/$PG_DB"
+  local cluster_id recorded
+  export PGOPTIONS="-c client_min_messages=warning"  # no NOTICE per dropped table
+  local dsn="postgresql://$PG_USER:$PG_PASSWORD@$PG_HOST:$PG_PORT/$PG_DB"
   cluster_id="$(cat "$ROOT/data/kafka/cluster.id" 2>/dev/null || true)"
   [ -n "$cluster_id" ] || return 0
   psql -q "$dsn" -v ON_ERROR_STOP=1 -c "CREATE SCHEMA IF NOT EXISTS stack; CREATE TABLE IF NOT EXISTS stack.kafka (cluster_id text NOT NULL)" >/dev/null
