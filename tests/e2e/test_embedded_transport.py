@@ -3,12 +3,19 @@ goals service's events in process, positions taken from the notification log."""
 
 from __future__ import annotations
 
+import sqlite3
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+from eventsourcing.persistence import OperationalError
 from fastapi.testclient import TestClient
 from okr_events import GOALS_SOURCE, GOALS_TOPIC
-from okr_events.consuming import open_consumer_store
-from okr_events.in_process import InProcessRunner
+from okr_events.codec import decode, encode
+from okr_events.consuming import EventProcessor, open_consumer_store
+from okr_events.goals import CycleActivated
+from okr_events.in_process import InProcessRunner, LogPosition
 from okr_events.ledger import Ledger
 from okr_goals.contracts import to_contract
 from okr_goals.main import create_app
@@ -111,3 +118,48 @@ def test_in_process_dead_letters_are_kept_and_the_log_moves_on(tmp_path: Path) -
     finally:
         runner.close()
         service.close()
+
+
+class DatabaseAway(Ledger):
+    """A handler whose database keeps refusing (as when PostgreSQL restarts)."""
+
+    calls = 0
+
+    def handle(self, event, tx) -> None:  # type: ignore[no-untyped-def]
+        DatabaseAway.calls += 1
+        raise sqlite3.OperationalError("database is locked")
+
+
+def test_a_database_outage_is_waited_out_never_dead_lettered(tmp_path: Path) -> None:
+    store = open_consumer_store("ledger", sqlite_path=str(tmp_path / "ledger.sqlite3"))
+    stop_after = 5
+    processor = EventProcessor(
+        DatabaseAway(),
+        store,
+        dead_letter=lambda *_: pytest.fail("a database outage must not dead-letter"),
+        max_retries=1,
+        retry_backoff=0.001,
+        stopping=lambda: DatabaseAway.calls >= stop_after,
+    )
+    contract = CycleActivated(
+        aggregate_id=uuid.uuid4(),
+        aggregate_version=2,
+        occurred_at=datetime.now(UTC),
+        actor="admin",
+    )
+    message = encode(contract, topic=GOALS_TOPIC, source=GOALS_SOURCE)
+    event = decode(
+        topic=GOALS_TOPIC,
+        partition=0,
+        offset=0,
+        key=message.key,
+        value=message.value,
+        headers=message.headers,
+    )
+    with pytest.raises(OperationalError):  # the store's translation of sqlite3's error
+        processor.process(event, LogPosition(GOALS_TOPIC, 0, 0))
+    # Retried well past max_retries, then given up only because the runner was stopping.
+    assert DatabaseAway.calls == stop_after
+    assert store.next_offset(GOALS_TOPIC, 0) is None  # not applied, not skipped
+    assert store.dead_letters() == []
+    store.datastore.close()

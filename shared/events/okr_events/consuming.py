@@ -245,10 +245,12 @@ class EventProcessor:
         dead_letter: DeadLetter,
         max_retries: int = 3,
         retry_backoff: float = 0.1,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.handler = handler
         self.store = store
         self.dead_letter = dead_letter
+        self.stopping = stopping
         self.max_retries = max_retries
         self.retry_backoff = retry_backoff
         self.applied = 0
@@ -283,7 +285,10 @@ class EventProcessor:
                         return
                     raise  # a handler's own constraint violation is a bug: stop loudly
                 except TRANSIENT as error:
-                    # The database is away, not the message at fault: wait, never dead-letter.
+                    # The database is away, not the message at fault: wait, never dead-letter;
+                    # give up only when the runner is asked to stop (the message stays unapplied).
+                    if self.stopping():
+                        raise
                     log.warning("%s: database unavailable (%s); retrying", self.handler.name, error)
                     time.sleep(min(5.0, self.retry_backoff * 2 ** min(attempt, 6)))
                     continue

@@ -55,6 +55,7 @@ class InProcessRunner(StoppableRunner):
             dead_letter=self._dead_letter,
             max_retries=max_retries,
             retry_backoff=retry_backoff,
+            stopping=lambda: self._stopped.is_set(),
         )
         self.error: BaseException | None = None
         self._subscription: ApplicationSubscription[Any] | None = None

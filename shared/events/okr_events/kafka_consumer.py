@@ -83,6 +83,7 @@ class KafkaConsumerRunner(StoppableRunner):
             dead_letter=self._dead_letter,
             max_retries=max_retries,
             retry_backoff=retry_backoff,
+            stopping=lambda: self._stop.is_set(),
         )
         self._next: dict[tuple[str, int], int] = {}  # partition -> next offset to apply
         self._lag: dict[str, int] = {}
