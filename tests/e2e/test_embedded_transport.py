@@ -13,9 +13,9 @@ from eventsourcing.persistence import OperationalError
 from fastapi.testclient import TestClient
 from okr_events import GOALS_SOURCE, GOALS_TOPIC
 from okr_events.codec import decode, encode
-from okr_events.consuming import EventProcessor, open_consumer_store
+from okr_events.consuming import EventProcessor, RawMessage, open_consumer_store
 from okr_events.goals import CycleActivated
-from okr_events.in_process import InProcessRunner, LogPosition
+from okr_events.in_process import InProcessRunner
 from okr_events.ledger import Ledger
 from okr_goals.contracts import to_contract
 from okr_goals.main import create_app
@@ -157,7 +157,7 @@ def test_a_database_outage_is_waited_out_never_dead_lettered(tmp_path: Path) -> 
         headers=message.headers,
     )
     with pytest.raises(OperationalError):  # the store's translation of sqlite3's error
-        processor.process(event, LogPosition(GOALS_TOPIC, 0, 0))
+        processor.process(event, RawMessage(GOALS_TOPIC, 0, 0))
     # Retried well past max_retries, then given up only because the runner was stopping.
     assert DatabaseAway.calls == stop_after
     assert store.next_offset(GOALS_TOPIC, 0) is None  # not applied, not skipped

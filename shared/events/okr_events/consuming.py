@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -37,7 +38,7 @@ from eventsourcing.utils import Environment
 from opentelemetry import trace
 from psycopg.sql import SQL, Identifier
 
-from .codec import InboundEvent
+from .codec import DecodeError, InboundEvent, decode
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("okr_events.consuming")
@@ -225,13 +226,19 @@ TRANSIENT = (
 )
 
 
-DeadLetter = Callable[[InboundEvent | None, "RawMessage", BaseException], None]
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """A message as either transport received it, before decoding."""
 
-
-class RawMessage(Protocol):
     topic: str
     partition: int
     offset: int
+    key: bytes | None = None
+    value: bytes | None = None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+DeadLetter = Callable[[InboundEvent | None, RawMessage, BaseException], None]
 
 
 class EventProcessor:
@@ -257,6 +264,22 @@ class EventProcessor:
         self.duplicates = 0
         self.dead_lettered = 0
         store.setup(handler.create_statements)
+
+    def receive(self, raw: RawMessage) -> None:
+        """Decode a message and apply it; an undecodable one is dead-lettered."""
+        try:
+            event = decode(
+                topic=raw.topic,
+                partition=raw.partition,
+                offset=raw.offset,
+                key=raw.key,
+                value=raw.value,
+                headers=raw.headers,
+            )
+        except DecodeError as exc:
+            self.undecodable(raw, exc)
+        else:
+            self.process(event, raw)
 
     def process(self, event: InboundEvent, raw: RawMessage) -> None:
         with tracer.start_as_current_span(

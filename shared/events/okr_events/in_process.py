@@ -10,25 +10,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.application import Application
 from eventsourcing.projection import ApplicationSubscription
 
-from .codec import DecodeError, InboundEvent, decode, encode
+from .codec import InboundEvent, encode
 from .consuming import ConsumerStore, EventHandler, EventProcessor, RawMessage, StoppableRunner
 from .relay import ToContract
 from .tracing import context_from_carrier, event_trace_context, trace_headers
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class LogPosition:
-    topic: str
-    partition: int
-    offset: int
 
 
 class InProcessRunner(StoppableRunner):
@@ -80,20 +72,9 @@ class InProcessRunner(StoppableRunner):
         carrier = event_trace_context(domain_event)
         headers = trace_headers(context_from_carrier(carrier)) if carrier else []
         message = encode(contract, topic=self.topic, source=self.source, extra_headers=headers)
-        raw = LogPosition(self.topic, 0, offset)
-        try:
-            event = decode(
-                topic=self.topic,
-                partition=0,
-                offset=offset,
-                key=message.key,
-                value=message.value,
-                headers=message.headers,
-            )
-        except DecodeError as exc:
-            self.processor.undecodable(raw, exc)
-            return
-        self.processor.process(event, raw)
+        self.processor.receive(
+            RawMessage(self.topic, 0, offset, message.key, message.value, message.headers)
+        )
 
     def _dead_letter(
         self, event: InboundEvent | None, raw: RawMessage, error: BaseException

@@ -12,7 +12,6 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import (
@@ -25,7 +24,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from .codec import DecodeError, InboundEvent, decode
+from .codec import InboundEvent
 from .consuming import (
     ConsumerStore,
     EventHandler,
@@ -37,16 +36,6 @@ from .consuming import (
 from .kafka import DLQ_SUFFIX, KafkaSettings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class KafkaRaw:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
 
 
 class PositionsAheadOfTopic(RuntimeError):
@@ -165,28 +154,16 @@ class KafkaConsumerRunner(StoppableRunner):
             log.warning("%s: %s", self.group_id, error)
             return
         topic, partition, offset = message.topic(), message.partition(), message.offset()
-        raw = KafkaRaw(
-            topic, partition, offset, message.key(), message.value(), message.headers() or []
-        )
-        try:
-            event = decode(
-                topic=topic,
-                partition=partition,
-                offset=offset,
-                key=raw.key,
-                value=raw.value,
-                headers=raw.headers,
+        self.processor.receive(
+            RawMessage(
+                topic, partition, offset, message.key(), message.value(), message.headers() or []
             )
-        except DecodeError as exc:
-            self.processor.undecodable(raw, exc)
-        else:
-            self.processor.process(event, raw)
+        )
         self._next[(topic, partition)] = offset + 1
 
     def _dead_letter(
         self, event: InboundEvent | None, raw: RawMessage, error: BaseException
     ) -> None:
-        assert isinstance(raw, KafkaRaw)
         outcome: list[KafkaError | None] = []
         self._dlq.produce(
             raw.topic + DLQ_SUFFIX,
