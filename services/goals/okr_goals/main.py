@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
@@ -53,6 +54,19 @@ class GoalsContext:
         install_problem_handlers(app)
 
 
+class BoundedContext(Protocol):
+    """What serve_contexts mounts: GoalsContext, and the other services' contexts."""
+
+    name: str
+    router: APIRouter
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    @property
+    def ready(self) -> bool: ...
+    def install_problem_handlers(self, app: FastAPI) -> None: ...
+
+
 # Probes are polled every few seconds; their spans would drown the traces worth reading.
 UNTRACED_URLS = r"^https?://[^/]+/health$,^https?://[^/]+/ready$"
 
@@ -68,7 +82,7 @@ def instrument_psycopg() -> None:
 
 
 def serve_contexts(
-    title: str, contexts: list[GoalsContext], service_name: str = "okr-goals"
+    title: str, contexts: list[BoundedContext], service_name: str = "okr-goals"
 ) -> FastAPI:
     """A FastAPI app serving the given contexts, with /health and /ready, traced."""
     configure_tracing(service_name)
@@ -86,6 +100,8 @@ def serve_contexts(
 
     app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
     install_problem_handlers(app)
+    for context in contexts:  # each context maps its own errors to problem+json
+        context.install_problem_handlers(app)
     for context in contexts:
         app.include_router(context.router)
 

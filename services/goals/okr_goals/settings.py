@@ -84,7 +84,7 @@ class GoalsSettings(BaseSettings):
         if self.embedded:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             env |= {
-                "PERSISTENCE_MODULE": "okr_goals.adapters.sqlite_store:SubscribableSQLiteFactory",
+                "PERSISTENCE_MODULE": "okr_events.sqlite_subscription:SubscribableSQLiteFactory",
                 "SQLITE_DBNAME": str(self.data_dir / "events.sqlite3"),
                 "SQLITE_LOCK_TIMEOUT": "10",
             }

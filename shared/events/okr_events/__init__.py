@@ -1,9 +1,11 @@
 """OKR suite event contracts: what services publish, independent of any service's domain."""
 
-from . import goals
+from . import execution, goals, notifier
 from .base import EventContract, JsonObject
 from .envelope import CloudEvent, InvalidEventData, envelope, open_envelope, stable_event_id
+from .execution import EXECUTION_SOURCE, EXECUTION_TOPIC
 from .goals import GOALS_SOURCE, GOALS_TOPIC
+from .notifier import NOTIFIER_SOURCE, NOTIFIER_TOPIC
 from .registry import (
     REGISTRY,
     UnknownEventType,
@@ -15,8 +17,12 @@ from .registry import (
 )
 
 __all__ = [
+    "EXECUTION_SOURCE",
+    "EXECUTION_TOPIC",
     "GOALS_SOURCE",
     "GOALS_TOPIC",
+    "NOTIFIER_SOURCE",
+    "NOTIFIER_TOPIC",
     "REGISTRY",
     "CloudEvent",
     "EventContract",
@@ -27,7 +33,9 @@ __all__ = [
     "contract_for",
     "contract_for_cloudevents_type",
     "envelope",
+    "execution",
     "goals",
+    "notifier",
     "open_envelope",
     "register",
     "stable_event_id",
