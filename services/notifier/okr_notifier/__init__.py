@@ -1,0 +1,1 @@
+"""The notifier context: follows, reminder rules, work notifications, progress history."""

@@ -1,0 +1,272 @@
+"""HTTP API of the notifier (FastAPI): follows, inbox, live stream, history, report, admin.
+
+Each route authenticates, then calls one use case of NotifierService or one query of Reads."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from okr_events.notifier import ReminderSettings
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from .auth import Principal
+from .clock import FakeClock
+from .domain.errors import Forbidden, InvalidInput
+from .domain.messages import language, render
+from .queries import as_of_moment
+from .service import NotifierService
+
+Authorization = Annotated[str | None, Header()]
+
+
+class SettingsChange(BaseModel):
+    """Reminder settings to change; omitted ones keep their value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    objective_changed: bool | None = None
+    progress_updated: bool | None = None
+    progress_warning: bool | None = None
+    confidence_warning: bool | None = None
+    confidence_below: int | None = Field(None, ge=1, le=5)
+    check_time: str | None = Field(None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    key_task_created: bool | None = None
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class FollowedObjective(BaseModel):
+    objective_id: str
+    title: str
+    status: str
+    cycle_id: str
+    progress: float
+    confidence: int | None
+    following_since: str
+    settings: ReminderSettings
+
+
+class Notification(BaseModel):
+    id: int
+    rule: str
+    objective_id: str
+    message_key: str
+    params: dict[str, Any]
+    text: str = Field(description="Rendered in the Accept-Language (zh or en).")
+    link: str
+    created_at: str
+    read: bool
+    read_at: str | None
+
+
+class InboxPage(BaseModel):
+    items: list[Notification]
+    next_before: int | None = Field(description="Pass as `before` for the next page.")
+    unread: int
+
+
+class ClockSetting(BaseModel):
+    now: AwareDatetime
+
+
+def build_router(get_service: Callable[[], NotifierService]) -> APIRouter:
+    router = APIRouter()
+
+    def caller(authorization: str | None) -> tuple[NotifierService, Principal]:
+        service = get_service()
+        return service, service.principal(authorization)
+
+    def rendered(item: dict[str, Any], lang: str) -> Notification:
+        return Notification(**item, text=render(item["message_key"], item["params"], lang))
+
+    # ---- follows -----------------------------------------------------------------------------
+
+    @router.put(
+        "/objectives/{objective_id}/follow", tags=["follows"], response_model=FollowedObjective
+    )
+    def follow(
+        objective_id: str, authorization: Authorization = None, body: SettingsChange | None = None
+    ) -> dict[str, Any]:
+        """Follow an objective you can see (idempotent); optional reminder settings."""
+        service, principal = caller(authorization)
+        return service.follow(principal, objective_id, body.changes() if body else None)
+
+    @router.patch(
+        "/objectives/{objective_id}/follow", tags=["follows"], response_model=FollowedObjective
+    )
+    def change_follow(
+        objective_id: str, body: SettingsChange, authorization: Authorization = None
+    ) -> dict[str, Any]:
+        """Change the reminders you get about an objective you follow."""
+        service, principal = caller(authorization)
+        return service.change_follow(principal, objective_id, body.changes())
+
+    @router.delete("/objectives/{objective_id}/follow", tags=["follows"], status_code=204)
+    def unfollow(objective_id: str, authorization: Authorization = None) -> None:
+        """Stop following (idempotent)."""
+        service, principal = caller(authorization)
+        service.unfollow(principal, objective_id)
+
+    @router.get("/follows", tags=["follows"], response_model=list[FollowedObjective])
+    def followed(authorization: Authorization = None) -> list[dict[str, Any]]:
+        """Objectives I follow, with their progress and confidence."""
+        service, principal = caller(authorization)
+        return service.reads.followed(principal)
+
+    # ---- inbox -------------------------------------------------------------------------------
+
+    @router.get("/notifications", tags=["inbox"], response_model=InboxPage)
+    def inbox(
+        request: Request,
+        authorization: Authorization = None,
+        unread: bool = False,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        before: Annotated[int | None, Query(ge=1)] = None,
+    ) -> InboxPage:
+        """My work notifications, newest first; `unread=true` for unread ones only."""
+        service, principal = caller(authorization)
+        org_id = service.org_id(principal)
+        items, next_before = service.reads.inbox(
+            org_id, principal.member_id, unread_only=unread, limit=limit, before=before
+        )
+        lang = language(request.headers.get("accept-language"))
+        return InboxPage(
+            items=[rendered(item, lang) for item in items],
+            next_before=next_before,
+            unread=service.reads.unread_count(org_id, principal.member_id),
+        )
+
+    @router.get("/notifications/unread-count", tags=["inbox"])
+    def unread_count(authorization: Authorization = None) -> dict[str, int]:
+        service, principal = caller(authorization)
+        org_id = service.org_id(principal)
+        return {"unread": service.reads.unread_count(org_id, principal.member_id)}
+
+    @router.post("/notifications/{notification_id}/read", tags=["inbox"])
+    def mark_read(
+        notification_id: int, request: Request, authorization: Authorization = None
+    ) -> Notification:
+        service, principal = caller(authorization)
+        org_id = service.org_id(principal)
+        item = service.reads.mark_read(
+            org_id, principal.member_id, notification_id, service.clock.now()
+        )
+        return rendered(item, language(request.headers.get("accept-language")))
+
+    @router.post("/notifications/read-all", tags=["inbox"])
+    def mark_all_read(
+        authorization: Authorization = None,
+        up_to: Annotated[int | None, Query(ge=1)] = None,
+    ) -> dict[str, int]:
+        """Mark all read (up to the id `up_to`, so what arrived meanwhile stays unread)."""
+        service, principal = caller(authorization)
+        org_id = service.org_id(principal)
+        marked = service.reads.mark_all_read(
+            org_id, principal.member_id, service.clock.now(), up_to
+        )
+        return {"marked": marked, "unread": service.reads.unread_count(org_id, principal.member_id)}
+
+    @router.get("/notifications/stream", tags=["inbox"], response_class=EventSourceResponse)
+    async def stream(
+        request: Request,
+        authorization: Authorization = None,
+        last_event_id: Annotated[str | None, Header()] = None,
+    ) -> AsyncIterator[ServerSentEvent]:
+        """New notifications as server-sent events (`event: notification`, id = its id).
+
+        Reconnecting with Last-Event-ID resumes after it; without it, only new ones come."""
+        service, principal = caller(authorization)
+        org_id = service.org_id(principal)
+        lang = language(request.headers.get("accept-language"))
+        after = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
+        if after is None:
+            after = await asyncio.to_thread(service.reads.latest_id, org_id, principal.member_id)
+        yield ServerSentEvent(comment="connected", retry=2000)
+        seen_max = -1
+        while not await request.is_disconnected():
+            latest = await asyncio.to_thread(service.latest_notification_id)
+            if latest != seen_max:  # something new somewhere: look for mine
+                seen_max = latest
+                items = await asyncio.to_thread(
+                    service.reads.since, org_id, principal.member_id, after
+                )
+                for item in items:
+                    after = item["id"]
+                    yield ServerSentEvent(
+                        data=rendered(item, lang).model_dump(),
+                        event="notification",
+                        id=str(item["id"]),
+                    )
+            await asyncio.sleep(service.stream_poll_seconds)
+
+    # ---- progress history and the operations report -----------------------------------------
+
+    @router.get("/objectives/{objective_id}/progress-history", tags=["reports"])
+    def progress_history(
+        objective_id: str,
+        authorization: Authorization = None,
+        kr_id: Annotated[
+            str | None, Query(description="One KR's series; `objective` for the objective's.")
+        ] = None,
+    ) -> dict[str, Any]:
+        """Each check-in and change of progress, with values before and after, actor, source."""
+        service, principal = caller(authorization)
+        facts = service.reads.visible_objective(principal, objective_id)
+        return {
+            "objective_id": objective_id,
+            "title": facts.title,
+            "points": service.reads.progress_history(objective_id, kr_id),
+        }
+
+    @router.get("/reports/operations", tags=["reports"])
+    def operations_report(
+        cycle_id: str,
+        authorization: Authorization = None,
+        as_of: Annotated[
+            str | None, Query(description="A date (end of that day, UTC) or an aware timestamp.")
+        ] = None,
+    ) -> dict[str, Any]:
+        """Per KR, objective and department: target vs actual, expected vs actual (the gap)."""
+        service, principal = caller(authorization)
+        try:
+            moment = as_of_moment(as_of) if as_of else service.clock.now()
+        except ValueError as error:
+            raise InvalidInput(f"as_of: {error}", field="as_of") from None
+        return service.reads.operations_report(principal, cycle_id, moment)
+
+    # ---- development: the clock and the daily checks -----------------------------------------
+
+    @router.get("/admin/clock", tags=["admin"])
+    def get_clock(authorization: Authorization = None) -> dict[str, Any]:
+        service, _ = caller(authorization)
+        return {
+            "now": service.clock.now().isoformat(),
+            "fake": isinstance(service.clock, FakeClock),
+        }
+
+    @router.put("/admin/clock", tags=["admin"])
+    def set_clock(body: ClockSetting, authorization: Authorization = None) -> dict[str, Any]:
+        """Travel in time (NOTIFIER_FAKE_CLOCK=true only): the next daily checks use it."""
+        service, principal = caller(authorization)
+        if "admin" not in principal.roles:
+            raise Forbidden("only admins set the clock")
+        if not isinstance(service.clock, FakeClock):
+            raise Forbidden("the clock is the system's; start with NOTIFIER_FAKE_CLOCK=true")
+        service.clock.set(body.now)
+        return {"now": service.clock.now().isoformat(), "fake": True}
+
+    @router.post("/admin/daily-checks/run", tags=["admin"])
+    def run_daily_checks(authorization: Authorization = None) -> dict[str, Any]:
+        """Run the daily checks that are due now (the scheduler does this every tick)."""
+        service, principal = caller(authorization)
+        if "admin" not in principal.roles:
+            raise Forbidden("only admins run the daily checks by hand")
+        made = service.checks.run_due()
+        return {"notifications": made, "now": service.clock.now().isoformat()}
+
+    return router

@@ -1,0 +1,59 @@
+"""JWT bearer authentication, as every context of the suite does it (DESIGN "Auth")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import jwt
+
+from .settings import NotifierSettings
+
+
+class AuthenticationError(Exception):
+    """No token, or a token that is forged, expired or missing claims (401)."""
+
+    def __init__(self, detail: str, code: str = "unauthenticated"):
+        super().__init__(detail)
+        self.detail = detail
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller: JWT claims `sub` (member id), `org` (slug) and `roles`."""
+
+    member_id: str
+    org: str
+    roles: frozenset[str] = field(default_factory=frozenset)
+
+
+class TokenVerifier:
+    def __init__(self, settings: NotifierSettings):
+        settings.check_secure()
+        self.algorithm = settings.jwt_algorithm
+        self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
+        self._key = (
+            settings.hs256_secret() if self.algorithm == "HS256" else settings.jwt_public_key
+        )
+
+    def principal(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise AuthenticationError("send Authorization: Bearer <token>")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationError("the Authorization header must be 'Bearer <token>'")
+        try:
+            key = self._jwks.get_signing_key_from_jwt(token).key if self._jwks else self._key
+            claims = jwt.decode(
+                token.strip(), key, algorithms=[self.algorithm], options={"require": ["sub", "org"]}
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthenticationError("the token has expired", "token_expired") from None
+        except jwt.PyJWTError as error:
+            raise AuthenticationError(f"invalid token: {error}", "invalid_token") from None
+        roles = claims.get("roles", [])
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise AuthenticationError("the roles claim must be a list of strings", "invalid_token")
+        if not isinstance(claims["sub"], str) or not isinstance(claims["org"], str):
+            raise AuthenticationError("sub and org must be strings", "invalid_token")
+        return Principal(member_id=claims["sub"], org=claims["org"], roles=frozenset(roles))

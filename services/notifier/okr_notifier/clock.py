@@ -1,0 +1,44 @@
+"""The time the daily checks use. Tests, and a developer trying tomorrow's 10:00 check today,
+set it; in production it is the system clock."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class FakeClock:
+    """A clock that is set. Frozen, it stays where it is put (tests); ticking, it runs on
+    from there at the real pace (a developer's stack travelling to tomorrow)."""
+
+    def __init__(self, start: datetime | None = None, *, ticking: bool = False) -> None:
+        self._lock = threading.Lock()
+        self.ticking = ticking
+        self.set(start or datetime.now(UTC))
+
+    def set(self, moment: datetime) -> None:
+        if moment.tzinfo is None:
+            raise ValueError("the clock needs an aware datetime (with its UTC offset)")
+        with self._lock:
+            self._at = moment.astimezone(UTC)
+            self._since = time.monotonic()
+
+    def advance(self, delta: timedelta) -> None:
+        self.set(self.now() + delta)
+
+    def now(self) -> datetime:
+        with self._lock:
+            if not self.ticking:
+                return self._at
+            return self._at + timedelta(seconds=time.monotonic() - self._since)

@@ -1,0 +1,414 @@
+"""What the API reads: inbox, follows, progress history, the operations report.
+
+Plain SQL over the notifier's tables; visibility is decided with the same Directory the
+rules use, so the API never shows an objective its caller may not see."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from okr_events.consuming import ConsumerStore
+
+from .auth import Principal
+from .domain.directory import Directory
+from .domain.errors import NotFound
+from .domain.pace import expected_progress, is_behind, weighted_progress
+from .domain.rules import ObjectiveFacts
+from .projection import facts_from_row, load_directory, utc_text
+
+OBJECTIVE_FACTS = """SELECT o.objective_id, o.org_id, o.title, o.status, o.visibility,
+    o.owner_ids, o.department_id, o.progress, c.start_date, c.end_date, g.threshold,
+    (SELECT MIN(k.confidence) FROM key_results k
+        WHERE k.objective_id = o.objective_id AND k.active = 1) AS confidence
+FROM objectives o
+LEFT JOIN cycles c ON c.cycle_id = o.cycle_id
+LEFT JOIN orgs g ON g.org_id = o.org_id"""
+
+
+class Reads:
+    def __init__(self, store: ConsumerStore) -> None:
+        self.store = store
+
+    # ---- who and what ------------------------------------------------------------------------
+
+    def org_id(self, principal: Principal) -> str:
+        rows = self.store.query(
+            "SELECT org_id FROM orgs WHERE slug = :slug", {"slug": principal.org}
+        )
+        if not rows:
+            raise NotFound(f"unknown organisation {principal.org!r}", field="org")
+        return str(rows[0]["org_id"])
+
+    def directory(self, org_id: str) -> Directory:
+        with self.store._tx() as tx:
+            return load_directory(tx, org_id)
+
+    def visible_objective(self, principal: Principal, objective_id: str) -> ObjectiveFacts:
+        """The objective, if the caller may see it; 404 otherwise (DESIGN: never 403 here)."""
+        org_id = self.org_id(principal)
+        rows = self.store.query(
+            OBJECTIVE_FACTS + " WHERE o.objective_id = :objective_id",
+            {"objective_id": objective_id},
+        )
+        facts = facts_from_row(rows[0]) if rows else None
+        if facts is None or facts.org_id != org_id or not self.can_see(principal, facts):
+            raise NotFound(f"objective {objective_id} not found", field="objective_id")
+        return facts
+
+    def can_see(
+        self, principal: Principal, facts: ObjectiveFacts, directory: Directory | None = None
+    ) -> bool:
+        if "admin" in principal.roles:
+            return True
+        return (directory or self.directory(facts.org_id)).can_see(
+            principal.member_id,
+            visibility=facts.visibility,
+            owner_ids=facts.owner_ids,
+            department_id=facts.department_id,
+        )
+
+    # ---- follows -----------------------------------------------------------------------------
+
+    def followed(self, principal: Principal) -> list[dict[str, Any]]:
+        """Objectives the caller follows (and may still see), with progress and confidence."""
+        org_id = self.org_id(principal)
+        rows = self.store.query(
+            OBJECTIVE_FACTS.replace("SELECT ", "SELECT f.settings, f.since, o.cycle_id, ", 1)
+            + """ JOIN follows f ON f.objective_id = o.objective_id
+            WHERE f.org_id = :org_id AND f.follower_id = :member_id AND f.active = 1
+            ORDER BY f.since, o.objective_id""",
+            {"org_id": org_id, "member_id": principal.member_id},
+        )
+        directory = self.directory(org_id)
+        result = []
+        for row in rows:
+            facts = facts_from_row(row)
+            if not self.can_see(principal, facts, directory):
+                continue
+            result.append(
+                {
+                    "objective_id": facts.objective_id,
+                    "title": facts.title,
+                    "status": facts.status,
+                    "cycle_id": row["cycle_id"],
+                    "progress": facts.progress,
+                    "confidence": facts.confidence,
+                    "following_since": row["since"],
+                    "settings": json.loads(row["settings"]),
+                }
+            )
+        return result
+
+    # ---- inbox -------------------------------------------------------------------------------
+
+    def inbox(
+        self, org_id: str, member_id: str, *, unread_only: bool, limit: int, before: int | None
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Newest first; ``before`` is the cursor of the next page (an id)."""
+        conditions = ["org_id = :org_id", "recipient_id = :member_id"]
+        params: dict[str, Any] = {"org_id": org_id, "member_id": member_id, "limit": limit + 1}
+        if unread_only:
+            conditions.append("read_at IS NULL")
+        if before is not None:
+            conditions.append("id < :before")
+            params["before"] = before
+        rows = self.store.query(
+            f"""SELECT * FROM notifications WHERE {" AND ".join(conditions)}
+            ORDER BY id DESC LIMIT :limit""",
+            params,
+        )
+        page = [notification(row) for row in rows[:limit]]
+        next_cursor = page[-1]["id"] if len(rows) > limit else None
+        return page, next_cursor
+
+    def since(self, org_id: str, member_id: str, after: int, limit: int = 100) -> list[dict]:
+        rows = self.store.query(
+            """SELECT * FROM notifications
+            WHERE org_id = :org_id AND recipient_id = :member_id AND id > :after
+            ORDER BY id LIMIT :limit""",
+            {"org_id": org_id, "member_id": member_id, "after": after, "limit": limit},
+        )
+        return [notification(row) for row in rows]
+
+    def latest_id(self, org_id: str, member_id: str) -> int:
+        rows = self.store.query(
+            """SELECT MAX(id) AS latest FROM notifications
+            WHERE org_id = :org_id AND recipient_id = :member_id""",
+            {"org_id": org_id, "member_id": member_id},
+        )
+        return int(rows[0]["latest"] or 0)
+
+    def max_id(self) -> int:
+        rows = self.store.query("SELECT MAX(id) AS latest FROM notifications")
+        return int(rows[0]["latest"] or 0)
+
+    def unread_count(self, org_id: str, member_id: str) -> int:
+        rows = self.store.query(
+            """SELECT COUNT(*) AS unread FROM notifications
+            WHERE org_id = :org_id AND recipient_id = :member_id AND read_at IS NULL""",
+            {"org_id": org_id, "member_id": member_id},
+        )
+        return int(rows[0]["unread"])
+
+    def mark_read(self, org_id: str, member_id: str, notification_id: int, now: datetime) -> dict:
+        params = {"org_id": org_id, "member_id": member_id, "id": notification_id}
+        self.store.query(
+            """UPDATE notifications SET read_at = :now
+            WHERE id = :id AND org_id = :org_id AND recipient_id = :member_id
+                AND read_at IS NULL""",
+            {**params, "now": utc_text(now)},
+        )
+        rows = self.store.query(
+            """SELECT * FROM notifications
+            WHERE id = :id AND org_id = :org_id AND recipient_id = :member_id""",
+            params,
+        )
+        if not rows:
+            raise NotFound(f"notification {notification_id} not found", field="notification_id")
+        return notification(rows[0])
+
+    def mark_all_read(
+        self, org_id: str, member_id: str, now: datetime, up_to: int | None = None
+    ) -> int:
+        """Mark everything unread (up to an id, so what arrived since stays unread)."""
+        condition = " AND id <= :up_to" if up_to is not None else ""
+        params: dict[str, Any] = {"org_id": org_id, "member_id": member_id}
+        if up_to is not None:
+            params["up_to"] = up_to
+        before = self.unread_count(org_id, member_id)
+        self.store.query(
+            f"""UPDATE notifications SET read_at = :now
+            WHERE org_id = :org_id AND recipient_id = :member_id AND read_at IS NULL{condition}""",
+            {**params, "now": utc_text(now)},
+        )
+        return before - self.unread_count(org_id, member_id)
+
+    # ---- progress history and the operations report -----------------------------------------
+
+    def progress_history(self, objective_id: str, kr_id: str | None) -> list[dict[str, Any]]:
+        condition = " AND kr_id = :kr_id" if kr_id is not None else ""
+        rows = self.store.query(
+            f"""SELECT * FROM progress_history WHERE objective_id = :objective_id{condition}
+            ORDER BY version, kr_id""",
+            {"objective_id": objective_id, "kr_id": "" if kr_id == "objective" else kr_id},
+        )
+        return [history_point(row) for row in rows]
+
+    def operations_report(
+        self, principal: Principal, cycle_id: str, as_of: datetime
+    ) -> dict[str, Any]:
+        org_id = self.org_id(principal)
+        cycles = self.store.query(
+            "SELECT * FROM cycles WHERE cycle_id = :cycle_id AND org_id = :org_id",
+            {"cycle_id": cycle_id, "org_id": org_id},
+        )
+        if not cycles:
+            raise NotFound(f"cycle {cycle_id} not found", field="cycle_id")
+        cycle = cycles[0]
+        expected = expected_progress(
+            date.fromisoformat(cycle["start_date"]), date.fromisoformat(cycle["end_date"]), as_of
+        )
+        thresholds = self.store.query(
+            "SELECT threshold FROM orgs WHERE org_id = :org_id", {"org_id": org_id}
+        )
+        threshold = thresholds[0]["threshold"] if thresholds else 0.7
+        objectives = {
+            row["objective_id"]: row
+            for row in self.store.query(
+                OBJECTIVE_FACTS.replace(
+                    "SELECT ", "SELECT o.level, o.owner_id, o.weight, o.cycle_id, ", 1
+                )
+                + " WHERE o.cycle_id = :cycle_id",
+                {"cycle_id": cycle_id},
+            )
+        }
+        directory = self.directory(org_id)
+        visible = {
+            oid: row
+            for oid, row in objectives.items()
+            if self.can_see(principal, facts_from_row(row), directory)
+        }
+        latest = self._latest_points(cycle_id, utc_text(as_of))
+        departments = {
+            row["department_id"]: row["name"]
+            for row in self.store.query(
+                "SELECT department_id, name FROM departments WHERE org_id = :org_id",
+                {"org_id": org_id},
+            )
+        }
+        kr_titles = {
+            (row["objective_id"], row["kr_id"]): row
+            for row in self.store.query(
+                """SELECT k.objective_id, k.kr_id, k.title, k.unit, k.unit_label, k.start_value,
+                    k.weight FROM key_results k JOIN objectives o
+                    ON o.objective_id = k.objective_id WHERE o.cycle_id = :cycle_id""",
+                {"cycle_id": cycle_id},
+            )
+        }
+        report_objectives = []
+        for oid, row in sorted(visible.items(), key=lambda item: item[1]["title"]):
+            points = latest.get(oid)
+            if not points:
+                continue  # nothing about it had happened yet on that date
+            objective_point = points.get("")
+            krs = []
+            for kr_id, point in sorted(points.items()):
+                if not kr_id or point["source"] == "kr_removed":
+                    continue
+                kr = kr_titles.get((oid, kr_id))
+                krs.append(
+                    _gap(
+                        {
+                            "kr_id": kr_id,
+                            "title": kr["title"] if kr else kr_id,
+                            "unit": kr["unit"] if kr else None,
+                            "unit_label": kr["unit_label"] if kr else None,
+                            "start": kr["start_value"] if kr else None,
+                            "target": point["target"],
+                            "actual": point["value_after"],
+                            "progress": point["progress_after"],
+                            "weight": kr["weight"] if kr else None,
+                        },
+                        expected,
+                        threshold,
+                    )
+                )
+            progress = (
+                objective_point["progress_after"]
+                if objective_point
+                else weighted_progress((k["weight"] or 1.0, k["progress"]) for k in krs)
+            )
+            department_id = row["department_id"] or _member_department(directory, row)
+            report_objectives.append(
+                _gap(
+                    {
+                        "objective_id": oid,
+                        "title": row["title"],
+                        "level": row["level"],
+                        "owner_id": row["owner_id"],
+                        "department_id": department_id,
+                        "status": row["status"],
+                        "weight": row["weight"],
+                        "target": 1.0,
+                        "progress": progress,
+                        "key_results": krs,
+                    },
+                    expected,
+                    threshold,
+                )
+            )
+        return {
+            "cycle_id": cycle_id,
+            "cycle_name": cycle["name"],
+            "as_of": as_of.isoformat(),
+            "expected_progress": expected,
+            "threshold": threshold,
+            "departments": _departments(report_objectives, departments, expected, threshold),
+            "objectives": report_objectives,
+        }
+
+    def _latest_points(self, cycle_id: str, as_of: str) -> dict[str, dict[str, Any]]:
+        """objective id -> kr id ('' = the objective) -> its last history point by as_of."""
+        rows = self.store.query(
+            """SELECT h.* FROM progress_history h
+            JOIN objectives o ON o.objective_id = h.objective_id
+            WHERE o.cycle_id = :cycle_id AND h.at <= :as_of
+            ORDER BY h.objective_id, h.kr_id, h.version""",
+            {"cycle_id": cycle_id, "as_of": as_of},
+        )
+        latest: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            latest.setdefault(row["objective_id"], {})[row["kr_id"]] = dict(row)
+        return latest
+
+
+def _member_department(directory: Directory, row: Any) -> str | None:
+    member = directory.members.get(row["owner_id"])
+    return member.department_id if member else None
+
+
+def _gap(item: dict[str, Any], expected: float, threshold: float) -> dict[str, Any]:
+    """Expected vs actual progress: gap < 0 is behind pace; `behind` uses the threshold."""
+    progress = item["progress"]
+    return {
+        **item,
+        "expected_progress": expected,
+        "gap": round(progress - expected, 6),
+        "behind": is_behind(progress, expected, threshold),
+    }
+
+
+def _departments(
+    objectives: Iterable[dict[str, Any]],
+    names: dict[str, str],
+    expected: float,
+    threshold: float,
+) -> list[dict[str, Any]]:
+    grouped: dict[str | None, list[dict[str, Any]]] = {}
+    for objective in objectives:
+        grouped.setdefault(objective["department_id"], []).append(objective)
+    result = []
+    for department_id, members in sorted(grouped.items(), key=lambda item: str(item[0])):
+        progress = weighted_progress((o["weight"], o["progress"]) for o in members)
+        result.append(
+            _gap(
+                {
+                    "department_id": department_id,
+                    "name": names.get(department_id or ""),
+                    "objectives": len(members),
+                    "progress": progress,
+                },
+                expected,
+                threshold,
+            )
+        )
+    return result
+
+
+def notification(row: Any) -> dict[str, Any]:
+    return {
+        "id": int(row["id"]),
+        "rule": row["rule"],
+        "objective_id": row["objective_id"],
+        "message_key": row["message_key"],
+        "params": json.loads(row["params"]),
+        "link": row["link"],
+        "created_at": row["created_at"],
+        "read": row["read_at"] is not None,
+        "read_at": row["read_at"],
+    }
+
+
+def history_point(row: Any) -> dict[str, Any]:
+    return {
+        "kr_id": row["kr_id"] or None,
+        "version": row["version"],
+        "at": row["at"],
+        "actor": row["actor"],
+        "source": row["source"],
+        "check_in_id": row["check_in_id"],
+        "value_before": row["value_before"],
+        "value_after": row["value_after"],
+        "target": row["target"],
+        "progress_before": row["progress_before"],
+        "progress_after": row["progress_after"],
+        "confidence_before": row["confidence_before"],
+        "confidence_after": row["confidence_after"],
+        "risk_after": row["risk_after"],
+        "note": row["note"],
+    }
+
+
+def as_of_moment(value: str) -> datetime:
+    """`as_of` as a date (the end of that day, UTC) or an aware timestamp."""
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError("as_of needs a UTC offset, e.g. 2026-11-23T10:00:00+08:00") from None
+        return moment.astimezone(UTC)
+    return datetime.combine(day, time.max, tzinfo=UTC)

@@ -1,0 +1,213 @@
+"""Wiring of the notifier: its store, its consumers, the daily checks and webhook delivery.
+
+Started by the standalone process (main.py: Kafka) and by the suite's embedded composition
+root (goals' events in process, through the same handler)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.application import Application
+from okr_events import GOALS_SOURCE, GOALS_TOPIC, NOTIFIER_SOURCE, NOTIFIER_TOPIC
+from okr_events.consuming import ConsumerStore, StoppableRunner, open_consumer_store
+from okr_events.in_process import InProcessRunner
+from okr_events.kafka import KafkaSettings
+from okr_events.mapping import contract_mapper
+from okr_events.relay import ToContract
+
+from .application import FollowsApplication
+from .auth import Principal, TokenVerifier
+from .clock import Clock, FakeClock, SystemClock
+from .domain.errors import NotFound
+from .projection import NotifierProjection
+from .queries import Reads
+from .scheduler import DailyChecks, Scheduler
+from .settings import NotifierSettings
+from .webhooks import DeliveryWorker
+
+log = logging.getLogger(__name__)
+
+follow_contract = contract_mapper("okr.notifier.")
+
+
+@dataclass(frozen=True)
+class InProcessFeed:
+    """Another context's application, followed in process (the embedded default)."""
+
+    app: Callable[[], Application[Any]]
+    to_contract: ToContract
+    topic: str = GOALS_TOPIC
+    source: str = GOALS_SOURCE
+
+
+class NotifierService:
+    def __init__(
+        self,
+        settings: NotifierSettings | None = None,
+        *,
+        feeds: list[InProcessFeed] | None = None,
+        clock: Clock | None = None,
+        kafka: KafkaSettings | None = None,
+    ) -> None:
+        self.settings = settings = settings or NotifierSettings()
+        self.kafka = kafka or KafkaSettings()
+        self.verifier = TokenVerifier(settings)
+        self.clock = clock or (FakeClock(ticking=True) if settings.fake_clock else SystemClock())
+        self.dialect = "sqlite" if settings.embedded else "postgres"
+        self.store = open_store(settings)
+        self.reads = Reads(self.store)
+        self.follows = FollowsApplication(env=settings.event_store_env())
+        self.projection = NotifierProjection(self.dialect)
+        self.runners: list[StoppableRunner] = []
+        self.own_events = InProcessRunner(
+            self.projection,
+            self.store,
+            self.follows,
+            to_contract=follow_contract,
+            topic=NOTIFIER_TOPIC,
+            source=NOTIFIER_SOURCE,
+        )
+        self.runners.append(self.own_events)
+        for feed in feeds or []:
+            self.runners.append(
+                InProcessRunner(
+                    self.projection,
+                    self.store,
+                    feed.app(),
+                    to_contract=feed.to_contract,
+                    topic=feed.topic,
+                    source=feed.source,
+                )
+            )
+        if not feeds and settings.consume:
+            self.runners.append(self._kafka_runner())
+        self.delivery = DeliveryWorker(self.store, settings, self.clock)
+        self.projection.on_notified = self.delivery.wake
+        self.checks = DailyChecks(self.store, self.clock)
+        self.scheduler = (
+            Scheduler(self.checks, settings.scheduler_tick_seconds)
+            if settings.scheduler_enabled
+            else None
+        )
+
+    def _kafka_runner(self) -> StoppableRunner:
+        from okr_events.kafka import ensure_topics
+        from okr_events.kafka_consumer import KafkaConsumerRunner
+
+        kafka = self.kafka
+        ensure_topics(kafka, self.settings.topics)
+        return KafkaConsumerRunner(
+            self.projection,
+            self.store,
+            topics=self.settings.topics,
+            settings=kafka,
+            group_id=self.settings.group_id,
+        )
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for index, runner in enumerate(self.runners):
+            runner.start_thread(f"notifier-consumer-{index}")
+        self.delivery.start_thread("notifier-webhooks")
+        if self.scheduler:
+            self.scheduler.start()
+
+    def close(self) -> None:
+        if self.scheduler:
+            self.scheduler.stop()
+        self.delivery.close()
+        for runner in self.runners:
+            runner.stop()
+        for runner in self.runners:
+            runner.close()
+        self.follows.close()
+
+    @property
+    def ready(self) -> bool:
+        return all(getattr(runner, "error", None) is None for runner in self.runners)
+
+    # ---- used by the API ---------------------------------------------------------------------
+
+    #: How often a live stream looks for news (one cheap query per process, not per stream).
+    stream_poll_seconds = 0.25
+    _latest: tuple[float, int] = (0.0, 0)
+
+    def latest_notification_id(self) -> int:
+        """The newest notification id of any member, re-read at most every 0.2 s."""
+        at, value = self._latest
+        if time.monotonic() - at > 0.2:
+            value = self.reads.max_id()
+            self._latest = (time.monotonic(), value)
+        return value
+
+    def principal(self, authorization: str | None) -> Principal:
+        return self.verifier.principal(authorization)
+
+    def org_id(self, principal: Principal) -> str:
+        return self.reads.org_id(principal)
+
+    def follow(
+        self, principal: Principal, objective_id: str, settings: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        facts = self.reads.visible_objective(principal, objective_id)
+        _, recordings = self.follows.follow(
+            uuid.UUID(facts.org_id), principal.member_id, uuid.UUID(objective_id), settings
+        )
+        self._await_own(recordings)
+        return self.followed_one(principal, objective_id)
+
+    def change_follow(
+        self, principal: Principal, objective_id: str, changes: dict[str, Any]
+    ) -> dict[str, Any]:
+        facts = self.reads.visible_objective(principal, objective_id)
+        _, recordings = self.follows.change_settings(
+            uuid.UUID(facts.org_id), principal.member_id, uuid.UUID(objective_id), changes
+        )
+        self._await_own(recordings)
+        return self.followed_one(principal, objective_id)
+
+    def unfollow(self, principal: Principal, objective_id: str) -> None:
+        org_id = self.reads.org_id(principal)
+        try:
+            objective = uuid.UUID(objective_id)
+        except ValueError:
+            return
+        self._await_own(self.follows.unfollow(uuid.UUID(org_id), principal.member_id, objective))
+
+    def followed_one(self, principal: Principal, objective_id: str) -> dict[str, Any]:
+        for item in self.reads.followed(principal):
+            if item["objective_id"] == objective_id:
+                return item
+        raise NotFound("you do not follow this objective", field="objective_id")
+
+    def _await_own(self, recordings: list[Any], timeout: float = 5.0) -> None:
+        """Read your writes: wait until the follows projection applied what was just saved."""
+        if not recordings:
+            return
+        last = max(r.notification.id for r in recordings)
+        deadline = time.monotonic() + timeout
+        while (self.store.next_offset(NOTIFIER_TOPIC, 0) or 0) < last:
+            if self.own_events.error is not None:
+                raise RuntimeError("the follows projection stopped") from self.own_events.error
+            if time.monotonic() > deadline:
+                raise TimeoutError("the follows projection is behind; try again")
+            time.sleep(0.005)
+
+
+def open_store(settings: NotifierSettings) -> ConsumerStore:
+    """The notifier's own database: a PostgreSQL schema, or a SQLite file when embedded."""
+    if settings.embedded:
+        return open_consumer_store(
+            "notifier_projection", sqlite_path=settings.projection_sqlite_path()
+        )
+    return open_consumer_store(
+        "notifier_projection",
+        postgres_conninfo=settings.postgres_conninfo(),
+        schema=settings.postgres_schema,
+    )

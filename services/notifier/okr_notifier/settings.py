@@ -1,0 +1,114 @@
+"""Settings of the notifier service (prefix NOTIFIER_), each documented in the README."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from okr_events import EXECUTION_TOPIC, GOALS_TOPIC
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The embedded default's documented development secret (the same as the goals service's, so
+# one `okr token` works for every context of `make run`).
+DEVELOPMENT_JWT_SECRET = "okr-embedded-development-secret-do-not-use-in-production"
+
+
+class InsecureConfiguration(RuntimeError):
+    """Raised at start-up when a non-embedded configuration has no real JWT secret."""
+
+
+class NotifierSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore")
+
+    persistence: Literal["sqlite", "postgres"] = "sqlite"
+    data_dir: Path = Path("data/notifier")
+
+    postgres_host: str = "127.0.0.1"
+    postgres_port: int = 5432
+    postgres_dbname: str = "okr"
+    postgres_user: str = "okr"
+    postgres_password: SecretStr = SecretStr("okr")
+    postgres_schema: str = "notifier"
+    postgres_pool_size: int = 4
+
+    jwt_secret: SecretStr | None = None
+    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
+    jwt_public_key: str | None = None
+    jwt_jwks_url: str | None = None
+
+    # What it consumes (OKR_KAFKA_* says where Kafka is), as its own consumer group.
+    topics: list[str] = [GOALS_TOPIC, EXECUTION_TOPIC]
+    group_id: str = "okr-notifier"
+    consume: bool = True  # false: serve the API only (another process consumes)
+
+    # The daily checks: how often the scheduler wakes up to run the checks that are due.
+    scheduler_enabled: bool = True
+    scheduler_tick_seconds: float = 30.0
+    # Development only: the clock can be set through the API (PUT /admin/clock) and the CLI,
+    # to see tomorrow's daily check today. Refused outside the embedded default unless set.
+    fake_clock: bool = False
+
+    # Outgoing webhooks (work notifications delivered like DingTalk/Feishu ones).
+    webhook_max_attempts: int = 8
+    webhook_backoff_seconds: float = 2.0  # first retry after this, doubling each time
+    webhook_timeout_seconds: float = 5.0
+    webhook_poll_seconds: float = 0.5
+
+    @property
+    def embedded(self) -> bool:
+        return self.persistence == "sqlite"
+
+    def hs256_secret(self) -> str:
+        secret = self.jwt_secret.get_secret_value() if self.jwt_secret else None
+        if self.embedded:
+            return secret or DEVELOPMENT_JWT_SECRET
+        if not secret or secret == DEVELOPMENT_JWT_SECRET or len(secret) < 32:
+            raise InsecureConfiguration(
+                "NOTIFIER_JWT_SECRET must be set to a real secret of at least 32 characters "
+                "when NOTIFIER_PERSISTENCE is not the embedded 'sqlite' default"
+            )
+        return secret
+
+    def check_secure(self) -> None:
+        if self.jwt_algorithm == "HS256":
+            self.hs256_secret()
+        elif not (self.jwt_public_key or self.jwt_jwks_url):
+            raise InsecureConfiguration(
+                "NOTIFIER_JWT_ALGORITHM=RS256 needs NOTIFIER_JWT_PUBLIC_KEY or "
+                "NOTIFIER_JWT_JWKS_URL"
+            )
+
+    def postgres_conninfo(self) -> str:
+        return (
+            f"host={self.postgres_host} port={self.postgres_port} dbname={self.postgres_dbname} "
+            f"user={self.postgres_user} password={self.postgres_password.get_secret_value()}"
+        )
+
+    def event_store_env(self) -> dict[str, str]:
+        """Environment of the follows' event store (the eventsourcing library's factory)."""
+        env = {"IS_SNAPSHOTTING_ENABLED": "n"}
+        if self.embedded:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            return env | {
+                # The follows projection subscribes to this log (plain SQLite cannot notify).
+                "PERSISTENCE_MODULE": "okr_events.sqlite_subscription:SubscribableSQLiteFactory",
+                "SQLITE_DBNAME": str(self.data_dir / "events.sqlite3"),
+                "SQLITE_LOCK_TIMEOUT": "10",
+            }
+        return env | {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_HOST": self.postgres_host,
+            "POSTGRES_PORT": str(self.postgres_port),
+            "POSTGRES_DBNAME": self.postgres_dbname,
+            "POSTGRES_USER": self.postgres_user,
+            "POSTGRES_PASSWORD": self.postgres_password.get_secret_value(),
+            "POSTGRES_SCHEMA": self.postgres_schema,
+            "POSTGRES_POOL_SIZE": str(self.postgres_pool_size),
+            "POSTGRES_MAX_OVERFLOW": str(self.postgres_pool_size),
+            "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+        }
+
+    def projection_sqlite_path(self) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return str(self.data_dir / "notifier.sqlite3")

@@ -1,0 +1,38 @@
+"""A test kit for the notifier: settings on SQLite or PostgreSQL, with the goals test kit's
+JWT secret so one token works for both contexts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .settings import NotifierSettings
+
+JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+
+
+def sqlite_settings(tmp_path: Path, **overrides: object) -> NotifierSettings:
+    return NotifierSettings(
+        persistence="sqlite",
+        data_dir=tmp_path / "notifier",
+        jwt_secret=JWT_SECRET,
+        scheduler_enabled=False,
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+def postgres_settings(dsn: str, schema: str, **overrides: object) -> NotifierSettings:
+    url = urlparse(dsn)
+    return NotifierSettings(
+        persistence="postgres",
+        postgres_host=url.hostname or "127.0.0.1",
+        postgres_port=url.port or 5432,
+        postgres_dbname=url.path.lstrip("/"),
+        postgres_user=url.username or "okr",
+        postgres_password=url.password or "",
+        postgres_schema=schema,
+        postgres_pool_size=3,
+        jwt_secret=JWT_SECRET,
+        scheduler_enabled=False,
+        **overrides,  # type: ignore[arg-type]
+    )

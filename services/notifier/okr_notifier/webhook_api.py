@@ -1,0 +1,308 @@
+"""HTTP API of outgoing webhooks: a member's own, the organisation's (admins), and their
+deliveries (failures visible, a failed one can be queued again)."""
+
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations at runtime.
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from .auth import Principal
+from .domain.errors import Forbidden, InvalidInput, NotFound
+from .webhooks import (
+    Scope,
+    Webhook,
+    delete_webhook,
+    get_delivery,
+    get_webhook,
+    list_deliveries,
+    requeue_delivery,
+    save_webhook,
+    utc_text,
+)
+
+MIN_SECRET = 16
+MAX_SECRET = 256
+MAX_URL = 2048
+
+
+class WebhookService(Protocol):
+    """What the routes need of the service (see build_webhook_router)."""
+
+    store: Any
+    settings: Any
+    clock: Any
+
+    def principal(self, authorization: str | None) -> Principal: ...
+
+    def org_id(self, principal: Principal) -> str: ...
+
+
+# ---- models -------------------------------------------------------------------------------------
+
+
+class WebhookIn(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    url: str = Field(description="http(s) URL the notifications are POSTed to")
+    secret: str = Field(
+        description=f"HMAC-SHA256 key of X-OKR-Signature ({MIN_SECRET} to {MAX_SECRET} characters)"
+    )
+
+
+class WebhookOut(BaseModel):
+    scope: Literal["member", "org"]
+    owner_id: str = Field(description="the member's id, or the organisation's id")
+    url: str
+    secret_hint: str = Field(description="the secret's last 4 characters (never the secret)")
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, webhook: Webhook) -> "WebhookOut":
+        return cls(
+            scope=webhook.scope,
+            owner_id=webhook.owner_id,
+            url=webhook.url,
+            secret_hint=webhook.secret_hint,
+            created_at=_time(webhook.created_at),
+            updated_at=_time(webhook.updated_at),
+        )
+
+
+class DeliveryOut(BaseModel):
+    notification_id: int
+    scope: Literal["member", "org"]
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_status_code: int | None = Field(description="HTTP status of the last attempt")
+    last_error: str | None = Field(description="why the last attempt failed")
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None = Field(description="when it is tried next (if pending)")
+    delivered_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> "DeliveryOut":
+        return cls(
+            notification_id=row["notification_id"],
+            scope=row["scope"],
+            status=row["status"],
+            attempts=row["attempts"],
+            last_status_code=row["last_status_code"],
+            last_error=row["last_error"],
+            last_attempt_at=_time(row["last_attempt_at"]),
+            next_attempt_at=_time(row["next_attempt_at"]),
+            delivered_at=_time(row["delivered_at"]),
+            created_at=_time(row["created_at"]),
+        )
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryOut]
+    next_after: int | None = Field(
+        description="pass as `after` for the next (older) page; null on the last page"
+    )
+
+
+def _time(text: str | None) -> Any:
+    return datetime.fromisoformat(text) if text else None
+
+
+# ---- validation ---------------------------------------------------------------------------------
+
+
+def check_url(url: str) -> str:
+    url = url.strip()
+    if len(url) > MAX_URL:
+        raise InvalidInput(f"the URL is longer than {MAX_URL} characters", field="url")
+    if any(c.isspace() for c in url):
+        raise InvalidInput("the URL must not contain spaces", field="url")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError on a port out of range)
+    except ValueError as error:
+        raise InvalidInput(f"the URL is malformed: {error}", field="url") from None
+    if parts.scheme not in ("http", "https"):
+        raise InvalidInput("the URL must start with http:// or https://", field="url")
+    if not parts.hostname:
+        raise InvalidInput("the URL must name a host", field="url")
+    return url
+
+
+def check_secret(secret: str) -> str:
+    if not MIN_SECRET <= len(secret) <= MAX_SECRET:
+        raise InvalidInput(
+            f"the secret must be {MIN_SECRET} to {MAX_SECRET} characters long", field="secret"
+        )
+    if secret != secret.strip():
+        raise InvalidInput("the secret must not start or end with spaces", field="secret")
+    return secret
+
+
+# ---- routes -------------------------------------------------------------------------------------
+
+Authorization = Annotated[str | None, Header()]
+StatusFilter = Annotated[
+    Literal["pending", "delivered", "failed"] | None,
+    Query(description="only the deliveries in this status"),
+]
+Limit = Annotated[int, Query(ge=1, le=200)]
+After = Annotated[int | None, Query(ge=0, description="`next_after` of the previous page")]
+
+
+def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter:
+    router = APIRouter(tags=["webhooks"])
+
+    def owner(authorization: str | None, scope: Scope) -> tuple[WebhookService, str, str]:
+        """The service, the caller's org id and the webhook owner of ``scope``."""
+        service = get_service()
+        principal = service.principal(authorization)
+        if scope == "org" and "admin" not in principal.roles:
+            raise Forbidden("only an organisation admin manages the organisation's webhook")
+        org_id = service.org_id(principal)
+        return service, org_id, principal.member_id if scope == "member" else org_id
+
+    def put(scope: Scope, body: WebhookIn, authorization: str | None) -> WebhookOut:
+        service, org_id, owner_id = owner(authorization, scope)
+        url, secret = check_url(body.url), check_secret(body.secret)
+        at = utc_text(service.clock.now())
+        return WebhookOut.of(save_webhook(service.store, org_id, scope, owner_id, url, secret, at))
+
+    def get(scope: Scope, authorization: str | None) -> WebhookOut:
+        service, org_id, owner_id = owner(authorization, scope)
+        webhook = get_webhook(service.store, org_id, scope, owner_id)
+        if webhook is None:
+            raise NotFound(f"no {scope} webhook is configured", code="webhook_not_found")
+        return WebhookOut.of(webhook)
+
+    def delete(scope: Scope, authorization: str | None) -> Response:
+        service, org_id, owner_id = owner(authorization, scope)
+        at = utc_text(service.clock.now())
+        if not delete_webhook(service.store, org_id, scope, owner_id, at):
+            raise NotFound(f"no {scope} webhook is configured", code="webhook_not_found")
+        return Response(status_code=204)
+
+    def deliveries(
+        scope: Scope, authorization: str | None, status: str | None, limit: int, after: int | None
+    ) -> DeliveryPage:
+        service, org_id, owner_id = owner(authorization, scope)
+        rows = list_deliveries(
+            service.store,
+            org_id,
+            scope,
+            owner_id,
+            status=status,  # type: ignore[arg-type]  (checked by the Query's Literal)
+            limit=limit,
+            after=after,
+        )
+        items = [DeliveryOut.of(row) for row in rows]
+        return DeliveryPage(
+            items=items, next_after=items[-1].notification_id if len(items) == limit else None
+        )
+
+    def retry(scope: Scope, notification_id: int, authorization: str | None) -> DeliveryOut:
+        service, org_id, owner_id = owner(authorization, scope)
+        store = service.store
+        current = get_delivery(store, org_id, scope, owner_id, notification_id)
+        if current is None:
+            raise NotFound(
+                f"no delivery of notification {notification_id} to the {scope} webhook",
+                field="notification_id",
+                code="delivery_not_found",
+            )
+        if get_webhook(store, org_id, scope, owner_id) is None:
+            raise InvalidInput(
+                f"configure the {scope} webhook before retrying", code="webhook_not_found"
+            )
+        at = utc_text(service.clock.now())
+        row = requeue_delivery(store, org_id, scope, owner_id, notification_id, at)
+        if row is None:
+            raise InvalidInput(
+                f"only a failed delivery can be retried; this one is {current['status']}",
+                field="notification_id",
+                code="delivery_not_failed",
+            )
+        # Nudge the delivery worker if the service exposes one (else the next poll sends it).
+        wake = getattr(service, "wake_webhooks", None) or getattr(
+            getattr(service, "delivery", None), "wake", None
+        )
+        if callable(wake):
+            wake()
+        return DeliveryOut.of(row)
+
+    # One pair of routes per scope; written out so OpenAPI shows each with its own summary.
+
+    @router.put("/webhooks/me", response_model=WebhookOut, summary="Set my webhook")
+    def put_my_webhook(body: WebhookIn, authorization: Authorization = None) -> WebhookOut:
+        return put("member", body, authorization)
+
+    @router.get("/webhooks/me", response_model=WebhookOut, summary="My webhook")
+    def get_my_webhook(authorization: Authorization = None) -> WebhookOut:
+        return get("member", authorization)
+
+    @router.delete("/webhooks/me", status_code=204, summary="Remove my webhook")
+    def delete_my_webhook(authorization: Authorization = None) -> Response:
+        return delete("member", authorization)
+
+    @router.get(
+        "/webhooks/me/deliveries", response_model=DeliveryPage, summary="My webhook's deliveries"
+    )
+    def my_deliveries(
+        authorization: Authorization = None,
+        status: StatusFilter = None,
+        limit: Limit = 50,
+        after: After = None,
+    ) -> DeliveryPage:
+        return deliveries("member", authorization, status, limit, after)
+
+    @router.post(
+        "/webhooks/me/deliveries/{notification_id}/retry",
+        response_model=DeliveryOut,
+        summary="Queue a failed delivery of my webhook again",
+    )
+    def retry_my_delivery(notification_id: int, authorization: Authorization = None) -> DeliveryOut:
+        return retry("member", notification_id, authorization)
+
+    @router.put(
+        "/webhooks/org", response_model=WebhookOut, summary="Set the organisation's webhook"
+    )
+    def put_org_webhook(body: WebhookIn, authorization: Authorization = None) -> WebhookOut:
+        return put("org", body, authorization)
+
+    @router.get("/webhooks/org", response_model=WebhookOut, summary="The organisation's webhook")
+    def get_org_webhook(authorization: Authorization = None) -> WebhookOut:
+        return get("org", authorization)
+
+    @router.delete("/webhooks/org", status_code=204, summary="Remove the organisation's webhook")
+    def delete_org_webhook(authorization: Authorization = None) -> Response:
+        return delete("org", authorization)
+
+    @router.get(
+        "/webhooks/org/deliveries",
+        response_model=DeliveryPage,
+        summary="The organisation webhook's deliveries",
+    )
+    def org_deliveries(
+        authorization: Authorization = None,
+        status: StatusFilter = None,
+        limit: Limit = 50,
+        after: After = None,
+    ) -> DeliveryPage:
+        return deliveries("org", authorization, status, limit, after)
+
+    @router.post(
+        "/webhooks/org/deliveries/{notification_id}/retry",
+        response_model=DeliveryOut,
+        summary="Queue a failed delivery of the organisation's webhook again",
+    )
+    def retry_org_delivery(
+        notification_id: int, authorization: Authorization = None
+    ) -> DeliveryOut:
+        return retry("org", notification_id, authorization)
+
+    return router

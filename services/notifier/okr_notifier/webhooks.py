@@ -1,0 +1,600 @@
+"""Outgoing webhooks: work notifications delivered like DingTalk/Feishu ones.
+
+A member may register one webhook for the notifications addressed to them (scope
+``member``), and an organisation admin one for every notification of the organisation (scope
+``org``). When a notification is stored, `enqueue_deliveries` queues one delivery per webhook
+that applies, in the same transaction (so a notification and its deliveries commit together,
+and a redelivered event queues nothing twice).
+
+`DeliveryWorker` sends the due deliveries: a JSON body signed with HMAC-SHA256 over
+``"<timestamp>.<body>"`` (`sign`, `verify`), an ``Idempotency-Key`` that stays the same across
+retries, exponential backoff with jitter (``Retry-After`` honoured on 429/503), a permanent
+failure on a 4xx other than 408/429. Every attempt's outcome is recorded on the delivery
+(attempts, last status code, last error), which the API lists (webhook_api.py).
+
+Two replicas: on PostgreSQL a replica claims due rows with ``FOR UPDATE SKIP LOCKED`` and, in
+the same statement, counts the attempt and moves ``next_attempt_at`` past the time the attempt
+may take (a lease), so the other replica neither waits for nor picks them; the outcome is
+written only if the attempt still holds the row (same attempt number, still pending).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import httpx
+
+from .domain.messages import LANGUAGES, render
+
+if TYPE_CHECKING:
+    from okr_events.consuming import ConsumerStore, Tx
+
+    from .clock import Clock
+    from .settings import NotifierSettings
+
+log = logging.getLogger(__name__)
+
+Scope = Literal["member", "org"]
+Status = Literal["pending", "delivered", "failed"]
+SCOPES: tuple[Scope, ...] = ("member", "org")
+STATUSES: tuple[Status, ...] = ("pending", "delivered", "failed")
+
+WEBHOOK_STATEMENTS: tuple[str, ...] = (
+    # owner_id: the member's id (scope 'member') or the organisation's id (scope 'org').
+    """CREATE TABLE IF NOT EXISTS webhooks (
+        org_id TEXT NOT NULL, scope TEXT NOT NULL, owner_id TEXT NOT NULL,
+        url TEXT NOT NULL, secret TEXT NOT NULL,
+        created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+        PRIMARY KEY (org_id, scope, owner_id))""",
+    # One delivery of a notification per webhook (a notification goes to at most one member
+    # webhook, its recipient's, and one org webhook). next_attempt_at is NULL once final.
+    """CREATE TABLE IF NOT EXISTS deliveries (
+        notification_id BIGINT NOT NULL, scope TEXT NOT NULL, owner_id TEXT NOT NULL,
+        org_id TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT, last_attempt_at TEXT, last_status_code INTEGER,
+        last_error TEXT, delivered_at TEXT, created_at TEXT NOT NULL,
+        PRIMARY KEY (notification_id, scope))""",
+    "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at)",
+    """CREATE INDEX IF NOT EXISTS deliveries_owner
+        ON deliveries (org_id, scope, owner_id, notification_id)""",
+)
+
+#: Deliveries claimed per transaction, and batches per `DeliveryWorker.run_once` at most.
+BATCH_SIZE = 10
+MAX_BATCHES = 10
+#: Longest wait between attempts, whatever the backoff or the receiver's Retry-After says.
+MAX_DELAY_SECONDS = 3600.0
+JITTER = 0.1  # up to 10 % added to a backoff delay, so retries of many deliveries spread out
+ERROR_LENGTH = 500
+USER_AGENT = "okr-notifier-webhooks/1"
+
+
+def utc_text(moment: datetime) -> str:
+    """The stored time format (as projection.utc_text: fixed width, sorts as text)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# ---- queueing (inside the notification's transaction) ------------------------------------------
+
+
+def enqueue_deliveries(
+    tx: Tx, notification_id: int, org_id: str, recipient_id: str, created_at: str
+) -> None:
+    """Queue the notification for the recipient's and the organisation's webhooks."""
+    tx.execute(
+        """INSERT INTO deliveries (notification_id, scope, owner_id, org_id, status, attempts,
+            next_attempt_at, created_at)
+        SELECT :notification_id, w.scope, w.owner_id, w.org_id, 'pending', 0,
+            :created_at, :created_at
+        FROM webhooks w
+        WHERE w.org_id = :org_id AND ((w.scope = 'member' AND w.owner_id = :recipient_id)
+            OR (w.scope = 'org' AND w.owner_id = :org_id))
+        ON CONFLICT (notification_id, scope) DO NOTHING""",
+        {
+            "notification_id": notification_id,
+            "org_id": org_id,
+            "recipient_id": recipient_id,
+            "created_at": created_at,
+        },
+    )
+
+
+# ---- signing ------------------------------------------------------------------------------------
+
+
+def _bytes(value: str | bytes) -> bytes:
+    return value.encode() if isinstance(value, str) else value
+
+
+def sign(secret: str, timestamp: int | str, body: str | bytes) -> str:
+    """``sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>``: the X-OKR-Signature value."""
+    message = str(int(timestamp)).encode() + b"." + _bytes(body)
+    return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def verify(
+    secret: str,
+    timestamp: int | str,
+    body: str | bytes,
+    signature: str,
+    tolerance_seconds: float = 300,
+    now: float | None = None,
+) -> bool:
+    """What a receiver checks: the signature matches (constant-time compare) and the timestamp
+    is within ``tolerance_seconds`` of ``now`` (unix seconds; default the current time), so a
+    captured request cannot be replayed later."""
+    try:
+        sent_at = int(timestamp)
+    except (TypeError, ValueError):
+        return False
+    current = time.time() if now is None else now
+    if abs(current - sent_at) > tolerance_seconds:
+        return False
+    return hmac.compare_digest(sign(secret, sent_at, body).encode(), signature.strip().encode())
+
+
+def payload(notification: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON body: the notification, with its text rendered in every language."""
+    params = notification["params"]
+    if isinstance(params, str):
+        params = json.loads(params)
+    return {
+        "id": notification["id"],
+        "org_id": notification["org_id"],
+        "recipient_id": notification["recipient_id"],
+        "objective_id": notification["objective_id"],
+        "rule": notification["rule"],
+        "message_key": notification["message_key"],
+        "params": params,
+        "link": notification["link"],
+        "created_at": notification["created_at"],
+        "text": {lang: render(notification["message_key"], params, lang) for lang in LANGUAGES},
+    }
+
+
+def encode_body(notification: Mapping[str, Any]) -> bytes:
+    return json.dumps(
+        payload(notification), ensure_ascii=False, separators=(",", ":"), sort_keys=True
+    ).encode()
+
+
+def request_headers(
+    secret: str, notification_id: int, body: bytes, attempt: int, timestamp: int
+) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-OKR-Timestamp": str(timestamp),
+        "X-OKR-Signature": sign(secret, timestamp, body),
+        "Idempotency-Key": f"notification-{notification_id}",
+        "X-OKR-Delivery-Attempt": str(attempt),
+    }
+
+
+# ---- webhooks and deliveries as records (used by the API) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Webhook:
+    org_id: str
+    scope: Scope
+    owner_id: str
+    url: str
+    secret: str
+    created_at: str
+    updated_at: str
+
+    @property
+    def secret_hint(self) -> str:
+        return "…" + self.secret[-4:]
+
+
+_WEBHOOK_KEY = "org_id = :org_id AND scope = :scope AND owner_id = :owner_id"
+_DELIVERY_COLUMNS = """notification_id, scope, owner_id, org_id, status, attempts,
+    next_attempt_at, last_attempt_at, last_status_code, last_error, delivered_at, created_at"""
+
+
+def save_webhook(
+    store: ConsumerStore, org_id: str, scope: Scope, owner_id: str, url: str, secret: str, at: str
+) -> Webhook:
+    """Create or replace the webhook of a member or an organisation."""
+    rows = store.query(
+        """INSERT INTO webhooks (org_id, scope, owner_id, url, secret, created_at, updated_at)
+        VALUES (:org_id, :scope, :owner_id, :url, :secret, :at, :at)
+        ON CONFLICT (org_id, scope, owner_id) DO UPDATE SET url = excluded.url,
+            secret = excluded.secret, updated_at = excluded.updated_at
+        RETURNING org_id, scope, owner_id, url, secret, created_at, updated_at""",
+        {"org_id": org_id, "scope": scope, "owner_id": owner_id, "url": url, "secret": secret,
+         "at": at},
+    )  # fmt: skip
+    return Webhook(**dict(rows[0]))
+
+
+def get_webhook(store: ConsumerStore, org_id: str, scope: Scope, owner_id: str) -> Webhook | None:
+    rows = store.query(
+        f"SELECT org_id, scope, owner_id, url, secret, created_at, updated_at FROM webhooks "
+        f"WHERE {_WEBHOOK_KEY}",
+        {"org_id": org_id, "scope": scope, "owner_id": owner_id},
+    )
+    return Webhook(**dict(rows[0])) if rows else None
+
+
+def delete_webhook(store: ConsumerStore, org_id: str, scope: Scope, owner_id: str, at: str) -> bool:
+    """Remove a webhook; its pending deliveries fail (visible as such). False if none."""
+    key = {"org_id": org_id, "scope": scope, "owner_id": owner_id}
+    with store._tx() as tx:
+        removed = tx.execute(f"DELETE FROM webhooks WHERE {_WEBHOOK_KEY} RETURNING url", key)
+        if removed:
+            tx.execute(
+                f"""UPDATE deliveries SET status = 'failed', next_attempt_at = NULL,
+                    last_error = 'the webhook was removed', last_attempt_at = :at
+                WHERE {_WEBHOOK_KEY} AND status = 'pending'""",
+                {**key, "at": at},
+            )
+    return bool(removed)
+
+
+def list_deliveries(
+    store: ConsumerStore,
+    org_id: str,
+    scope: Scope,
+    owner_id: str,
+    *,
+    status: Status | None = None,
+    limit: int = 50,
+    after: int | None = None,
+) -> list[dict[str, Any]]:
+    """The deliveries of one webhook owner, newest notification first; ``after`` is the last
+    notification id of the previous page (the next page holds older ones)."""
+    conditions = [_WEBHOOK_KEY]
+    params: dict[str, Any] = {"org_id": org_id, "scope": scope, "owner_id": owner_id}
+    if status is not None:
+        conditions.append("status = :status")
+        params["status"] = status
+    if after is not None:
+        conditions.append("notification_id < :after")
+        params["after"] = after
+    rows = store.query(
+        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE {' AND '.join(conditions)} "
+        f"ORDER BY notification_id DESC LIMIT {int(limit)}",
+        params,
+    )
+    return [dict(row) for row in rows]
+
+
+def get_delivery(
+    store: ConsumerStore, org_id: str, scope: Scope, owner_id: str, notification_id: int
+) -> dict[str, Any] | None:
+    rows = store.query(
+        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries "
+        f"WHERE {_WEBHOOK_KEY} AND notification_id = :notification_id",
+        {"org_id": org_id, "scope": scope, "owner_id": owner_id,
+         "notification_id": notification_id},
+    )  # fmt: skip
+    return dict(rows[0]) if rows else None
+
+
+def requeue_delivery(
+    store: ConsumerStore, org_id: str, scope: Scope, owner_id: str, notification_id: int, at: str
+) -> dict[str, Any] | None:
+    """Queue a failed delivery again, due now, with a fresh count of attempts. None if it is
+    not (or no longer) failed."""
+    rows = store.query(
+        f"""UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = :at
+        WHERE {_WEBHOOK_KEY} AND notification_id = :notification_id AND status = 'failed'
+        RETURNING {_DELIVERY_COLUMNS}""",
+        {"org_id": org_id, "scope": scope, "owner_id": owner_id,
+         "notification_id": notification_id, "at": at},
+    )  # fmt: skip
+    return dict(rows[0]) if rows else None
+
+
+# ---- delivering ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt came to: delivered, worth a retry (after ``retry_after`` seconds when
+    the receiver said so, else the backoff), or failed for good."""
+
+    result: Literal["delivered", "retry", "failed"]
+    status_code: int | None = None
+    error: str | None = None
+    retry_after: float | None = None
+
+
+_CLAIM = """UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = :lease_until,
+        last_attempt_at = :now
+    WHERE (notification_id, scope) IN (
+        SELECT notification_id, scope FROM deliveries
+        WHERE status = 'pending' AND next_attempt_at <= :now
+        ORDER BY next_attempt_at, notification_id
+        LIMIT :limit{lock})
+    RETURNING notification_id, scope, owner_id, org_id, attempts"""
+_LOCK = {"postgres": " FOR UPDATE SKIP LOCKED", "sqlite": ""}
+
+_RECORD = """UPDATE deliveries SET status = :status, next_attempt_at = :next_attempt_at,
+        last_status_code = :status_code, last_error = :error, delivered_at = :delivered_at
+    WHERE notification_id = :notification_id AND scope = :scope AND status = 'pending'
+        AND attempts = :attempt"""
+
+
+def _retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds a Retry-After header asks for (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def classify(status_code: int) -> Literal["delivered", "retry", "failed"]:
+    """2xx delivered; 4xx other than 408/429 is permanent; anything else is worth a retry."""
+    if 200 <= status_code < 300:
+        return "delivered"
+    if 400 <= status_code < 500 and status_code not in (408, 429):
+        return "failed"
+    return "retry"
+
+
+class DeliveryWorker:
+    """Sends due webhook deliveries; safe to run in several replicas on PostgreSQL.
+
+    ``run_once()`` does one round; ``start_thread(name)`` runs rounds in a thread, every
+    ``webhook_poll_seconds`` or sooner when ``wake()`` is called (the projection does when it
+    stores notifications); ``stop()`` ends the loop promptly, ``close()`` also waits for it and
+    closes the HTTP client. The store belongs to the caller: ``close()`` leaves it open.
+    """
+
+    def __init__(
+        self,
+        store: ConsumerStore,
+        settings: NotifierSettings,
+        clock: Clock,
+        *,
+        client: httpx.Client | None = None,
+        batch_size: int = BATCH_SIZE,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.batch_size = batch_size
+        self.jitter = jitter
+        self.client = client or httpx.Client(
+            timeout=settings.webhook_timeout_seconds, follow_redirects=False
+        )
+        self.error: BaseException | None = None
+        self.delivered = 0
+        self.failed = 0
+        self.retried = 0
+        self._stopping = threading.Event()
+        self._woken = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ---- one round ----------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Attempt the due deliveries (each at most once); returns how many were attempted."""
+        attempted = 0
+        for _ in range(MAX_BATCHES):
+            claimed = self._claim()
+            for delivery in claimed:
+                if self._stopping.is_set():
+                    break  # the rest are retried when their lease ends
+                self._attempt(delivery)
+                attempted += 1
+            if len(claimed) < self.batch_size or self._stopping.is_set():
+                break
+        return attempted
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a claimed batch stays invisible to other replicas: time enough for every
+        delivery of the batch to time out, twice."""
+        return max(30.0, 2 * self.batch_size * (self.settings.webhook_timeout_seconds + 1))
+
+    def _claim(self) -> list[dict[str, Any]]:
+        now = self.clock.now()
+        with self.store._tx() as tx:
+            claimed = tx.execute(
+                _CLAIM.format(lock=_LOCK[tx.dialect]),
+                {
+                    "now": utc_text(now),
+                    "lease_until": utc_text(now + timedelta(seconds=self.lease_seconds)),
+                    "limit": self.batch_size,
+                },
+            )
+            if not claimed:
+                return []
+            return self._details(tx, [dict(row) for row in claimed])
+
+    def _details(self, tx: Tx, claimed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The notification and the webhook of each claimed delivery (in claim order)."""
+        ids = sorted({row["notification_id"] for row in claimed})
+        params = {f"n{i}": value for i, value in enumerate(ids)}
+        notifications = {
+            row["id"]: dict(row)
+            for row in tx.execute(
+                "SELECT id, org_id, recipient_id, objective_id, rule, message_key, params, "
+                "link, created_at FROM notifications WHERE id IN "
+                f"({', '.join(':' + key for key in params)})",
+                params,
+            )
+        }
+        owners = {(row["org_id"], row["scope"], row["owner_id"]) for row in claimed}
+        webhooks: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for org_id, scope, owner_id in owners:
+            rows = tx.execute(
+                f"SELECT url, secret FROM webhooks WHERE {_WEBHOOK_KEY}",
+                {"org_id": org_id, "scope": scope, "owner_id": owner_id},
+            )
+            if rows:
+                webhooks[(org_id, scope, owner_id)] = dict(rows[0])
+        return [
+            {
+                **row,
+                "notification": notifications.get(row["notification_id"]),
+                "webhook": webhooks.get((row["org_id"], row["scope"], row["owner_id"])),
+            }
+            for row in claimed
+        ]
+
+    def _attempt(self, delivery: dict[str, Any]) -> None:
+        attempt = delivery["attempts"]
+        notification, webhook = delivery["notification"], delivery["webhook"]
+        if webhook is None:
+            outcome = Outcome("failed", error="no webhook is configured any more")
+        elif notification is None:
+            outcome = Outcome("failed", error="the notification no longer exists")
+        elif attempt > self.settings.webhook_max_attempts:
+            # Claimed before by a replica that died during its attempt, the last one allowed.
+            outcome = Outcome("failed", error="gave up: the last attempt did not finish")
+        else:
+            outcome = self.send(webhook["url"], webhook["secret"], notification, attempt)
+        self._record(delivery, outcome)
+
+    def send(self, url: str, secret: str, notification: Mapping[str, Any], attempt: int) -> Outcome:
+        """POST one notification to a webhook; never raises."""
+        body = encode_body(notification)
+        headers = request_headers(secret, notification["id"], body, attempt, int(time.time()))
+        try:
+            with self.client.stream("POST", url, content=body, headers=headers) as response:
+                code = response.status_code
+                result = classify(code)
+                if result == "delivered":
+                    return Outcome("delivered", code)
+                snippet = b""
+                for chunk in response.iter_bytes():
+                    snippet += chunk
+                    if len(snippet) >= 200:
+                        break
+                text = snippet[:200].decode(errors="replace").strip()
+                error = f"HTTP {code} {response.reason_phrase}" + (f": {text}" if text else "")
+                retry_after = None
+                if code in (429, 503):
+                    retry_after = _retry_after(
+                        response.headers.get("Retry-After"), datetime.now(UTC)
+                    )
+                return Outcome(result, code, error, retry_after)
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as error:
+            return Outcome("failed", error=f"{type(error).__name__}: {error}")
+        except httpx.TimeoutException as error:
+            timeout = self.settings.webhook_timeout_seconds
+            return Outcome("retry", error=f"timed out after {timeout:g} s ({type(error).__name__})")
+        except Exception as error:  # connection refused, reset, DNS, TLS ...: worth a retry
+            return Outcome("retry", error=f"{type(error).__name__}: {error}")
+
+    def retry_delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds before the next attempt after ``attempt`` failed."""
+        if retry_after is not None:
+            return min(retry_after, MAX_DELAY_SECONDS)
+        delay = self.settings.webhook_backoff_seconds * 2 ** (attempt - 1)
+        delay = min(delay, MAX_DELAY_SECONDS)
+        return delay + delay * JITTER * self.jitter()
+
+    def _record(self, delivery: dict[str, Any], outcome: Outcome) -> None:
+        now = self.clock.now()
+        attempt = delivery["attempts"]
+        status: Status = "pending"
+        next_attempt_at: str | None = None
+        delivered_at: str | None = None
+        if outcome.result == "delivered":
+            status, delivered_at = "delivered", utc_text(now)
+            self.delivered += 1
+        elif outcome.result == "retry" and attempt < self.settings.webhook_max_attempts:
+            delay = max(self.retry_delay(attempt, outcome.retry_after), 0.001)
+            next_attempt_at = utc_text(now + timedelta(seconds=delay))
+            self.retried += 1
+        else:
+            status = "failed"
+            self.failed += 1
+        error = outcome.error
+        if status == "failed" and outcome.result == "retry":
+            error = f"gave up after {attempt} attempts; last: {error}"
+        log_level = logging.INFO if status != "failed" else logging.WARNING
+        log.log(
+            log_level,
+            "webhook delivery of notification %s (%s %s) attempt %s: %s %s",
+            delivery["notification_id"],
+            delivery["scope"],
+            delivery["owner_id"],
+            attempt,
+            status,
+            error or outcome.status_code,
+        )
+        with self.store._tx() as tx:
+            tx.execute(
+                _RECORD,
+                {
+                    "status": status,
+                    "next_attempt_at": next_attempt_at,
+                    "status_code": outcome.status_code,
+                    "error": error[:ERROR_LENGTH] if error else None,
+                    "delivered_at": delivered_at,
+                    "notification_id": delivery["notification_id"],
+                    "scope": delivery["scope"],
+                    "attempt": attempt,
+                },
+            )
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Run a round now rather than at the next poll (new notifications were stored)."""
+        self._woken.set()
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            self._woken.clear()
+            try:
+                self.run_once()
+                self.error = None
+            except Exception as error:  # the database away: keep trying at the poll interval
+                self.error = error
+                log.exception("webhook delivery round failed")
+            self._woken.wait(self.settings.webhook_poll_seconds)
+
+    def start_thread(self, name: str = "okr-notifier-webhooks") -> threading.Thread:
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self.run, name=name, daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._woken.set()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop, wait for the loop to end (an attempt in flight ends within the HTTP timeout),
+        then close the HTTP client. The store stays open (it is the caller's)."""
+        self.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.client.close()
+
+
+def due_counts(store: ConsumerStore) -> dict[str, int]:
+    """How many deliveries are in each status (for health checks and metrics)."""
+    rows = store.query("SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status")
+    counts = dict.fromkeys(STATUSES, 0)
+    counts.update({row["status"]: int(row["n"]) for row in rows})
+    return counts

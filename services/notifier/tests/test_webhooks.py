@@ -1,0 +1,640 @@
+"""Outgoing webhooks: signing and retries against a local HTTP receiver, two replicas on
+PostgreSQL delivering each notification once, and the API that shows failures.
+
+The clock is frozen: a retry becomes due when the test advances the clock, never by sleeping."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from okr_notifier import schema
+from okr_notifier.auth import AuthenticationError, Principal
+from okr_notifier.clock import FakeClock
+from okr_notifier.domain.errors import NotFound
+from okr_notifier.problems import install_problem_handlers
+from okr_notifier.settings import NotifierSettings
+from okr_notifier.webhook_api import build_webhook_router
+from okr_notifier.webhooks import (
+    WEBHOOK_STATEMENTS,
+    DeliveryWorker,
+    enqueue_deliveries,
+    save_webhook,
+    sign,
+    utc_text,
+    verify,
+)
+
+try:
+    from okr_events.consuming import open_consumer_store
+except ImportError:  # while the store is being moved to its own module
+    from okr_events.consumer_store import open_consumer_store  # type: ignore[no-redef]
+
+ORG = "org-1"
+SECRET = "s3cret-s3cret-s3cret"
+START = datetime(2025, 3, 3, 2, 0, tzinfo=UTC)
+
+
+# ---- a local receiver ---------------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """Records every request; answers the queued behaviours first, then 200."""
+
+    port: int = 0
+    requests: list[Received] = field(default_factory=list)
+    behaviours: list[tuple[Any, ...]] = field(default_factory=list)
+    delay: float = 0.0
+    release: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def then(self, *behaviour: Any, times: int = 1) -> Receiver:
+        """Queue ``times`` answers: (500,), (429, {"Retry-After": "30"}), ("hang",) ..."""
+        self.behaviours.extend([behaviour] * times)
+        return self
+
+    def keys(self) -> list[str]:
+        return [r.headers["idempotency-key"] for r in self.requests]
+
+
+def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            with receiver.lock:
+                receiver.requests.append(
+                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                )
+                behaviour = receiver.behaviours.pop(0) if receiver.behaviours else (200,)
+            if receiver.delay:
+                time.sleep(receiver.delay)
+            if behaviour[0] == "hang":
+                receiver.release.wait(5)  # past the client's timeout
+                return
+            status, headers = behaviour[0], (behaviour[1] if len(behaviour) > 1 else {})
+            payload = b"nope" if status >= 300 else b"ok"
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[Receiver]:
+    receiver = Receiver()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
+    server.daemon_threads = True
+    server.block_on_close = False  # type: ignore[attr-defined]
+    receiver.port = server.server_address[1]
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.01,), name="webhook-receiver", daemon=True
+    )
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        receiver.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+# ---- stores, settings, a worker -----------------------------------------------------------------
+
+
+def _open(kind: str, request: pytest.FixtureRequest, tmp_path: Any, name: str = "notifier") -> Any:
+    if kind == "postgres":
+        dsn = request.getfixturevalue("postgres_dsn")
+        pg_schema = request.getfixturevalue("postgres_schema")
+        store = open_consumer_store(name, postgres_conninfo=dsn, schema=pg_schema)
+    else:
+        store = open_consumer_store(name, sqlite_path=str(tmp_path / "n.sqlite3"))
+    store.setup([*schema.statements(kind), *WEBHOOK_STATEMENTS])  # type: ignore[arg-type]
+    request.addfinalizer(store.datastore.close)
+    return store
+
+
+@pytest.fixture
+def webhook_store(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    return _open("sqlite", request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_webhook_store(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    return _open(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def webhook_clock() -> FakeClock:
+    return FakeClock(START)
+
+
+def settings(**overrides: Any) -> NotifierSettings:
+    values: dict[str, Any] = {
+        "webhook_max_attempts": 3,
+        "webhook_backoff_seconds": 2.0,
+        "webhook_timeout_seconds": 0.3,
+        "webhook_poll_seconds": 0.05,
+    }
+    return NotifierSettings(**(values | overrides))
+
+
+@pytest.fixture
+def make_worker(webhook_clock: FakeClock) -> Iterator[Any]:
+    workers: list[DeliveryWorker] = []
+
+    def make(store: Any, **overrides: Any) -> DeliveryWorker:
+        worker = DeliveryWorker(store, settings(**overrides), webhook_clock, jitter=lambda: 0.0)
+        workers.append(worker)
+        return worker
+
+    yield make
+    for worker in workers:
+        worker.close()
+
+
+def add_webhook(store: Any, receiver: Receiver, scope: str = "member", owner: str = "m1") -> None:
+    owner_id = ORG if scope == "org" else owner
+    save_webhook(store, ORG, scope, owner_id, receiver.url, SECRET, utc_text(START))  # type: ignore[arg-type]
+
+
+def notify(store: Any, recipient: str = "m1", at: datetime = START) -> int:
+    """Store a notification and queue its deliveries, as the projection does."""
+    with store._tx() as tx:
+        rows = tx.execute(
+            """INSERT INTO notifications (org_id, recipient_id, objective_id, rule, dedupe_key,
+                message_key, params, link, created_at, raised_at)
+            VALUES (:org_id, :recipient_id, 'obj-1', 'progress_warning', :dedupe_key,
+                'progress_warning', :params, '/objectives/obj-1', :created_at, :created_at)
+            RETURNING id""",
+            {
+                "org_id": ORG,
+                "recipient_id": recipient,
+                "dedupe_key": uuid.uuid4().hex,
+                "params": json.dumps(
+                    {"objective_title": "Grow revenue", "progress": 0.2, "expected": 0.5}
+                ),
+                "created_at": utc_text(at),
+            },
+        )
+        notification_id = rows[0]["id"]
+        enqueue_deliveries(tx, notification_id, ORG, recipient, utc_text(at))
+    return notification_id
+
+
+def delivery(store: Any, notification_id: int, scope: str = "member") -> dict[str, Any]:
+    rows = store.query(
+        "SELECT * FROM deliveries WHERE notification_id = :n AND scope = :s",
+        {"n": notification_id, "s": scope},
+    )
+    return dict(rows[0])
+
+
+# ---- signing ------------------------------------------------------------------------------------
+
+
+def test_a_signature_verifies_only_with_its_secret_body_and_a_recent_timestamp() -> None:
+    body = b'{"id":1}'
+    now = 1_700_000_000
+    signature = sign(SECRET, now, body)
+    assert signature == (
+        "sha256=" + hmac.new(SECRET.encode(), b"1700000000." + body, hashlib.sha256).hexdigest()
+    )
+    assert verify(SECRET, str(now), body, signature, now=now + 10)
+    assert not verify("another-secret-0000", now, body, signature, now=now)
+    assert not verify(SECRET, now, b'{"id":2}', signature, now=now)
+    assert not verify(SECRET, now - 301, body, sign(SECRET, now - 301, body), now=now)  # replay
+    assert not verify(SECRET, "yesterday", body, signature, now=now)
+
+
+# ---- delivering ---------------------------------------------------------------------------------
+
+
+def test_a_notification_is_posted_signed_with_its_text_in_both_languages(
+    any_webhook_store: Any, webhook_receiver: Receiver, make_worker: Any
+) -> None:
+    store = any_webhook_store
+    add_webhook(store, webhook_receiver)
+    notification_id = notify(store)
+
+    assert make_worker(store).run_once() == 1
+
+    [request] = webhook_receiver.requests
+    headers = request.headers
+    assert headers["content-type"] == "application/json"
+    assert headers["idempotency-key"] == f"notification-{notification_id}"
+    assert headers["x-okr-delivery-attempt"] == "1"
+    timestamp = headers["x-okr-timestamp"]
+    assert abs(int(timestamp) - time.time()) < 60
+    expected = hmac.new(SECRET.encode(), f"{timestamp}.".encode() + request.body, hashlib.sha256)
+    assert headers["x-okr-signature"] == "sha256=" + expected.hexdigest()
+    assert verify(SECRET, timestamp, request.body, headers["x-okr-signature"])
+    body = request.json
+    assert body["id"] == notification_id
+    assert body["recipient_id"] == "m1"
+    assert body["params"]["objective_title"] == "Grow revenue"
+    assert body["text"]["en"] == "“Grow revenue” is behind pace: 20% done, 50% expected."
+    assert body["text"]["zh"] == "目标「Grow revenue」进度落后：已完成 20%，应完成 50%。"
+
+    row = delivery(store, notification_id)
+    assert (row["status"], row["attempts"], row["last_status_code"]) == ("delivered", 1, 200)
+    assert row["delivered_at"] == utc_text(START) and row["next_attempt_at"] is None
+    assert make_worker(store).run_once() == 0  # nothing is sent twice
+
+
+def test_member_and_org_webhooks_each_get_a_delivery_queued_once(
+    webhook_store: Any, webhook_receiver: Receiver
+) -> None:
+    add_webhook(webhook_store, webhook_receiver, "member", "m1")
+    add_webhook(webhook_store, webhook_receiver, "org")
+    to_m1 = notify(webhook_store, "m1")
+    to_m2 = notify(webhook_store, "m2")  # m2 has no webhook of their own
+    with webhook_store._tx() as tx:
+        enqueue_deliveries(tx, to_m1, ORG, "m1", utc_text(START))  # again: no effect
+    rows = webhook_store.query(
+        "SELECT notification_id, scope, owner_id FROM deliveries ORDER BY notification_id, scope"
+    )
+    assert [tuple(dict(r).values()) for r in rows] == [
+        (to_m1, "member", "m1"),
+        (to_m1, "org", ORG),
+        (to_m2, "org", ORG),
+    ]
+
+
+def test_a_failing_receiver_is_retried_with_backoff_under_the_same_idempotency_key(
+    any_webhook_store: Any, webhook_receiver: Receiver, make_worker: Any, webhook_clock: FakeClock
+) -> None:
+    store = any_webhook_store
+    add_webhook(store, webhook_receiver)
+    webhook_receiver.then(500, times=2)
+    notification_id = notify(store)
+    worker = make_worker(store, webhook_max_attempts=5, webhook_backoff_seconds=2.0)
+
+    assert worker.run_once() == 1
+    row = delivery(store, notification_id)
+    assert (row["status"], row["attempts"], row["last_status_code"]) == ("pending", 1, 500)
+    assert row["last_error"] == "HTTP 500 Internal Server Error: nope"
+    assert row["next_attempt_at"] == utc_text(START + timedelta(seconds=2))  # backoff * 2**0
+
+    assert worker.run_once() == 0  # not due yet
+    webhook_clock.advance(timedelta(seconds=2))
+    assert worker.run_once() == 1
+    row = delivery(store, notification_id)
+    assert row["attempts"] == 2
+    assert row["next_attempt_at"] == utc_text(START + timedelta(seconds=2 + 4))  # backoff * 2**1
+
+    webhook_clock.advance(timedelta(seconds=4))
+    assert worker.run_once() == 1
+    row = delivery(store, notification_id)
+    assert (row["status"], row["attempts"], row["last_status_code"]) == ("delivered", 3, 200)
+    assert row["last_error"] is None
+
+    assert webhook_receiver.keys() == [f"notification-{notification_id}"] * 3
+    attempts = [r.headers["x-okr-delivery-attempt"] for r in webhook_receiver.requests]
+    assert attempts == ["1", "2", "3"]
+    assert len({r.body for r in webhook_receiver.requests}) == 1  # the same body each time
+
+
+def test_backoff_has_a_small_jitter(webhook_store: Any, webhook_clock: FakeClock) -> None:
+    worker = DeliveryWorker(webhook_store, settings(webhook_backoff_seconds=2.0), webhook_clock)
+    try:
+        delays = {worker.retry_delay(3) for _ in range(20)}
+        assert all(8.0 <= d <= 8.8 for d in delays) and len(delays) > 1
+        assert worker.retry_delay(3, retry_after=30) == 30
+    finally:
+        worker.close()
+
+
+def test_429_and_503_honour_retry_after_and_408_is_retried(
+    webhook_store: Any, webhook_receiver: Receiver, make_worker: Any
+) -> None:
+    add_webhook(webhook_store, webhook_receiver)
+    webhook_receiver.then(429, {"Retry-After": "30"}).then(503, {"Retry-After": "7"}).then(408)
+    first, second, third = notify(webhook_store), notify(webhook_store), notify(webhook_store)
+
+    assert make_worker(webhook_store).run_once() == 3
+
+    rows = [delivery(webhook_store, n) for n in (first, second, third)]
+    assert [(r["status"], r["last_status_code"]) for r in rows] == [
+        ("pending", 429),
+        ("pending", 503),
+        ("pending", 408),
+    ]
+    assert rows[0]["next_attempt_at"] == utc_text(START + timedelta(seconds=30))
+    assert rows[1]["next_attempt_at"] == utc_text(START + timedelta(seconds=7))
+    assert rows[2]["next_attempt_at"] == utc_text(START + timedelta(seconds=2))
+
+
+def test_a_4xx_answer_fails_at_once(
+    webhook_store: Any, webhook_receiver: Receiver, make_worker: Any, webhook_clock: FakeClock
+) -> None:
+    add_webhook(webhook_store, webhook_receiver)
+    webhook_receiver.then(400)
+    notification_id = notify(webhook_store)
+    worker = make_worker(webhook_store)
+
+    assert worker.run_once() == 1
+    webhook_clock.advance(timedelta(hours=1))
+    assert worker.run_once() == 0
+
+    row = delivery(webhook_store, notification_id)
+    assert (row["status"], row["attempts"], row["last_status_code"]) == ("failed", 1, 400)
+    assert row["last_error"] == "HTTP 400 Bad Request: nope"
+    assert row["next_attempt_at"] is None and len(webhook_receiver.requests) == 1
+
+
+def test_timeouts_and_refused_connections_are_retried(
+    webhook_store: Any, webhook_receiver: Receiver, make_worker: Any
+) -> None:
+    add_webhook(webhook_store, webhook_receiver, owner="m1")
+    save_webhook(webhook_store, ORG, "member", "m2", "http://127.0.0.1:9/closed", SECRET, "x")
+    webhook_receiver.then("hang")
+    hung, refused = notify(webhook_store, "m1"), notify(webhook_store, "m2")
+
+    started = time.monotonic()
+    assert make_worker(webhook_store, webhook_timeout_seconds=0.2).run_once() == 2
+    assert time.monotonic() - started < 2
+
+    hung_row, refused_row = delivery(webhook_store, hung), delivery(webhook_store, refused)
+    assert (hung_row["status"], hung_row["last_status_code"]) == ("pending", None)
+    assert hung_row["last_error"].startswith("timed out after 0.2 s")
+    assert refused_row["status"] == "pending"
+    assert refused_row["last_error"].startswith("ConnectError")
+
+
+def test_after_the_last_attempt_the_delivery_fails_visibly_and_can_be_retried(
+    any_webhook_store: Any,
+    webhook_receiver: Receiver,
+    make_worker: Any,
+    webhook_clock: FakeClock,
+) -> None:
+    store = any_webhook_store
+    add_webhook(store, webhook_receiver)
+    webhook_receiver.then(502, times=3)
+    notification_id = notify(store)
+    worker = make_worker(store, webhook_max_attempts=3)
+
+    for _ in range(3):
+        assert worker.run_once() == 1
+        webhook_clock.advance(timedelta(minutes=5))
+    assert worker.run_once() == 0
+
+    row = delivery(store, notification_id)
+    assert (row["status"], row["attempts"], row["last_status_code"]) == ("failed", 3, 502)
+    assert row["last_error"] == "gave up after 3 attempts; last: HTTP 502 Bad Gateway: nope"
+
+    service = FakeService(store, worker.settings, webhook_clock)
+    client = api_client(service)
+    page = client.get("/webhooks/me/deliveries?status=failed", headers=MEMBER).json()
+    assert [(d["notification_id"], d["status"], d["attempts"]) for d in page["items"]] == [
+        (notification_id, "failed", 3)
+    ]
+    assert page["items"][0]["last_status_code"] == 502
+    assert page["items"][0]["last_error"].startswith("gave up after 3 attempts")
+
+    retried = client.post(f"/webhooks/me/deliveries/{notification_id}/retry", headers=MEMBER)
+    assert retried.status_code == 200, retried.text
+    assert (retried.json()["status"], retried.json()["attempts"]) == ("pending", 0)
+    assert service.woken == 1
+    assert worker.run_once() == 1
+    assert delivery(store, notification_id)["status"] == "delivered"
+    assert webhook_receiver.keys() == [f"notification-{notification_id}"] * 4
+
+
+def test_removing_a_webhook_fails_its_pending_deliveries(
+    webhook_store: Any, webhook_receiver: Receiver, make_worker: Any
+) -> None:
+    add_webhook(webhook_store, webhook_receiver)
+    notification_id = notify(webhook_store)
+    client = api_client(FakeService(webhook_store, settings(), FakeClock(START)))
+
+    assert client.delete("/webhooks/me", headers=MEMBER).status_code == 204
+    assert make_worker(webhook_store).run_once() == 0
+    row = delivery(webhook_store, notification_id)
+    assert (row["status"], row["last_error"]) == ("failed", "the webhook was removed")
+    assert webhook_receiver.requests == []
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_two_workers_deliver_each_notification_exactly_once(
+    kind: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Any,
+    webhook_receiver: Receiver,
+    make_worker: Any,
+) -> None:
+    # Two replicas: each its own store (connection pool) on the same database.
+    first_store = _open(kind, request, tmp_path, "replica-1")
+    second_store = _open(kind, request, tmp_path, "replica-2")
+    add_webhook(first_store, webhook_receiver, "org")
+    ids = [notify(first_store, f"m{i % 5}") for i in range(40)]
+    webhook_receiver.delay = 0.003  # let the two rounds overlap
+    workers = [make_worker(first_store), make_worker(second_store)]
+    attempted: list[int] = []
+    barrier = threading.Barrier(2)
+
+    def round_of(worker: DeliveryWorker) -> None:
+        barrier.wait()
+        attempted.append(worker.run_once())
+
+    threads = [threading.Thread(target=round_of, args=(w,)) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+
+    assert sum(attempted) == len(ids)
+    assert sorted(webhook_receiver.keys()) == sorted(f"notification-{n}" for n in ids)
+    statuses = first_store.query("SELECT status, attempts FROM deliveries")
+    assert {(r["status"], r["attempts"]) for r in statuses} == {("delivered", 1)}
+    if kind == "postgres":
+        assert all(attempted), "both replicas took a share"
+
+
+def test_the_worker_thread_delivers_when_woken_and_stops_promptly(
+    webhook_store: Any, webhook_receiver: Receiver, webhook_clock: FakeClock
+) -> None:
+    add_webhook(webhook_store, webhook_receiver)
+    worker = DeliveryWorker(webhook_store, settings(webhook_poll_seconds=30), webhook_clock)
+    worker.start_thread("test-webhooks")
+    try:
+        time.sleep(0.05)  # the first round found nothing; the next is 30 s away unless woken
+        notify(webhook_store)
+        worker.wake()
+        deadline = time.monotonic() + 3
+        while not webhook_receiver.requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(webhook_receiver.requests) == 1
+    finally:
+        started = time.monotonic()
+        worker.close()
+        assert time.monotonic() - started < 1
+    assert worker.error is None
+
+
+# ---- the API ------------------------------------------------------------------------------------
+
+MEMBER = {"Authorization": "Bearer m1"}
+ADMIN = {"Authorization": "Bearer boss:admin"}
+STRANGER = {"Authorization": "Bearer x@other-org"}
+
+
+class FakeService:
+    """What the router needs; the principal is read from 'Bearer member[:role,role][@org]'."""
+
+    def __init__(self, store: Any, settings: NotifierSettings, clock: FakeClock) -> None:
+        self.store, self.settings, self.clock = store, settings, clock
+        self.woken = 0
+
+    def principal(self, authorization: str | None) -> Principal:
+        if not authorization or not authorization.startswith("Bearer "):
+            raise AuthenticationError("send Authorization: Bearer <token>")
+        claims, _, org = authorization.removeprefix("Bearer ").partition("@")
+        member, _, roles = claims.partition(":")
+        return Principal(member, org or "acme", frozenset(filter(None, roles.split(","))))
+
+    def org_id(self, principal: Principal) -> str:
+        if principal.org != "acme":
+            raise NotFound("no such organisation")
+        return ORG
+
+    def wake_webhooks(self) -> None:
+        self.woken += 1
+
+
+def api_client(service: FakeService) -> TestClient:
+    app = FastAPI()
+    install_problem_handlers(app)
+    app.include_router(build_webhook_router(lambda: service))
+    return TestClient(app)
+
+
+def test_a_member_sets_reads_and_removes_their_webhook(
+    any_webhook_store: Any, webhook_clock: FakeClock
+) -> None:
+    client = api_client(FakeService(any_webhook_store, settings(), webhook_clock))
+    body = {"url": "https://hooks.example.com/okr?x=1", "secret": SECRET}
+
+    assert client.get("/webhooks/me", headers=MEMBER).status_code == 404
+    created = client.put("/webhooks/me", json=body, headers=MEMBER)
+    assert created.status_code == 200, created.text
+    assert created.json() == {
+        "scope": "member",
+        "owner_id": "m1",
+        "url": body["url"],
+        "secret_hint": "…cret",
+        "created_at": "2025-03-03T02:00:00Z",
+        "updated_at": "2025-03-03T02:00:00Z",
+    }
+    webhook_clock.advance(timedelta(minutes=1))
+    changed = client.put(
+        "/webhooks/me", json={**body, "url": "http://127.0.0.1:8080/h"}, headers=MEMBER
+    ).json()
+    assert changed["url"] == "http://127.0.0.1:8080/h"
+    assert changed["created_at"] == "2025-03-03T02:00:00Z"
+    assert changed["updated_at"] == "2025-03-03T02:01:00Z"
+    fetched = client.get("/webhooks/me", headers=MEMBER)
+    assert fetched.json() == changed and SECRET not in fetched.text
+    assert client.get("/webhooks/me", headers={"Authorization": "Bearer m2"}).status_code == 404
+
+    assert client.delete("/webhooks/me", headers=MEMBER).status_code == 204
+    assert client.delete("/webhooks/me", headers=MEMBER).status_code == 404
+    assert client.get("/webhooks/me", headers=MEMBER).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"url": "ftp://example.com/x", "secret": SECRET}, "url"),
+        ({"url": "https:///no-host", "secret": SECRET}, "url"),
+        ({"url": "https://example.com:99999/", "secret": SECRET}, "url"),
+        ({"url": "https://exa mple.com/", "secret": SECRET}, "url"),
+        ({"url": "https://example.com/", "secret": "short"}, "secret"),
+        ({"url": "https://example.com/"}, "secret"),
+        ({"url": "https://example.com/", "secret": SECRET, "extra": 1}, "extra"),
+    ],
+)
+def test_a_webhook_needs_an_http_url_and_a_long_secret(
+    webhook_store: Any, body: dict[str, Any], field: str
+) -> None:
+    client = api_client(FakeService(webhook_store, settings(), FakeClock(START)))
+    response = client.put("/webhooks/me", json=body, headers=MEMBER)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["field"] == field
+
+
+def test_only_admins_manage_the_org_webhook_and_see_its_deliveries(
+    webhook_store: Any, webhook_receiver: Receiver, make_worker: Any
+) -> None:
+    service = FakeService(webhook_store, settings(), FakeClock(START))
+    client = api_client(service)
+    body = {"url": webhook_receiver.url, "secret": SECRET}
+
+    assert client.put("/webhooks/org", json=body).status_code == 401
+    refused = client.put("/webhooks/org", json=body, headers=MEMBER)
+    assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")
+    assert client.get("/webhooks/org/deliveries", headers=MEMBER).status_code == 403
+    assert client.put("/webhooks/me", json=body, headers=STRANGER).status_code == 404
+    created = client.put("/webhooks/org", json=body, headers=ADMIN)
+    assert (created.status_code, created.json()["owner_id"]) == (200, ORG)
+
+    webhook_receiver.then(410)
+    ids = [notify(webhook_store, "m1") for _ in range(5)]
+    assert make_worker(webhook_store).run_once() == 5
+
+    page = client.get("/webhooks/org/deliveries?limit=3", headers=ADMIN).json()
+    assert [d["notification_id"] for d in page["items"]] == ids[:1:-1]  # newest first
+    after = page["next_after"]
+    rest = client.get(f"/webhooks/org/deliveries?limit=3&after={after}", headers=ADMIN).json()
+    assert ([d["notification_id"] for d in rest["items"]], rest["next_after"]) == (ids[1::-1], None)
+    failed = client.get("/webhooks/org/deliveries?status=failed", headers=ADMIN).json()["items"]
+    assert [(d["notification_id"], d["last_status_code"]) for d in failed] == [(ids[0], 410)]
+    assert client.get("/webhooks/me/deliveries", headers=MEMBER).json()["items"] == []
+    bad_status = client.get("/webhooks/org/deliveries?status=lost", headers=ADMIN)
+    assert (bad_status.status_code, bad_status.json()["field"]) == (422, "status")
+
+    not_failed = client.post(f"/webhooks/org/deliveries/{ids[1]}/retry", headers=ADMIN)
+    assert (not_failed.status_code, not_failed.json()["code"]) == (422, "delivery_not_failed")
+    unknown = client.post("/webhooks/org/deliveries/999999/retry", headers=ADMIN)
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "delivery_not_found")
+    assert (
+        client.post(f"/webhooks/org/deliveries/{ids[0]}/retry", headers=MEMBER).status_code == 403
+    )
+    retried = client.post(f"/webhooks/org/deliveries/{ids[0]}/retry", headers=ADMIN)
+    assert retried.json()["status"] == "pending"
