@@ -15,13 +15,13 @@ ROLES ?=
 STACK ?= auto
 STACK_ENV = stack_env="$$(deploy/local/stack.sh env $(STACK))" && eval "$$stack_env" &&
 
-.PHONY: install run demo token up down ps pg pg-down kafka kafka-down infra-up infra-down \
-	infra-status kcat schemas lint format test bench clean
+.PHONY: install run demo token up down ps notifier-rebuild pg pg-down kafka kafka-down infra-up \
+	infra-down infra-status kcat schemas lint format test bench clean
 
-$(STAMP): services/goals/pyproject.toml shared/events/pyproject.toml suite/pyproject.toml requirements-dev.txt
+$(STAMP): services/goals/pyproject.toml services/notifier/pyproject.toml shared/events/pyproject.toml suite/pyproject.toml requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e shared/events -e services/goals -e suite -r requirements-dev.txt
+	$(BIN)/pip install --quiet -e shared/events -e services/goals -e services/notifier -e suite -r requirements-dev.txt
 	touch $(STAMP)
 
 install: $(STAMP) ## virtual environment with every package and tool
@@ -35,7 +35,7 @@ demo: install ## load the seed's organisation and board into org "demo" (the sta
 token: install ## print a development token: make token MEMBER=bailu [ROLES=admin] (valid for the stack while it runs)
 	@$(STACK_ENV) $(BIN)/okr token $(MEMBER) --org $(ORG) $(foreach r,$(ROLES),--role $(r))
 
-up: install ## the distributed stack: PostgreSQL, Kafka, goals API :8001, relay, ledger :8090 (idempotent)
+up: install ## the distributed stack: PostgreSQL, Kafka, goals API :8001, relay, ledger :8090, notifier :8002 (idempotent)
 	deploy/local/stack.sh up
 
 down: ## stop the stack's processes, then PostgreSQL and Kafka (data stays)
@@ -43,6 +43,17 @@ down: ## stop the stack's processes, then PostgreSQL and Kafka (data stays)
 
 ps: ## what of the stack runs: process, state, pid, address, log
 	deploy/local/stack.sh status || true
+
+# Always the stack's settings (the embedded notifier is fed in process, not from Kafka). The
+# rebuild refuses while the notifier's consumer group has live members, so the stack's notifier
+# is stopped first and started again afterwards if it was running.
+notifier-rebuild: install ## replay Kafka into the stack's notifier tables (its notifier paused meanwhile)
+	@stack_env="$$(deploy/local/stack.sh env on)" || exit 1; eval "$$stack_env"; \
+	was=$$(deploy/local/stack.sh status 2>/dev/null | awk '$$1 == "notifier" { print $$2 }'); \
+	if [ "$$was" = up ]; then deploy/local/stack.sh down notifier || exit 1; fi; \
+	rc=0; $(BIN)/okr-notifier rebuild || rc=$$?; \
+	if [ "$$was" = up ]; then deploy/local/stack.sh up >/dev/null || rc=1; fi; \
+	exit $$rc
 
 pg: ## start the machine's PostgreSQL 15 with database okr (idempotent)
 	deploy/local/pg.sh up

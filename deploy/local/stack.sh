@@ -1,25 +1,34 @@
 #!/usr/bin/env bash
 # The distributed stack on one machine (no Docker needed): PostgreSQL and Kafka (infra.sh), then
-# the goals API, the goals outbox relay and the event ledger, each its own background process.
+# the goals API, the goals outbox relay, the event ledger and the notifier, each its own
+# background process.
 #
-# Usage: deploy/local/stack.sh up|down|status|env [auto|on|off]
+# Usage: deploy/local/stack.sh up|down [NAME...]|status|env [auto|on|off]
 #   up      infra.sh up; start what is not running yet (a running process is left alone): the
-#           goals API (uvicorn, 127.0.0.1:8001, GOALS_PERSISTENCE=postgres), okr-goals-relay and
-#           okr-ledger (127.0.0.1:8090); wait until goals answers GET /ready, the relay is
-#           relaying and the ledger answers GET /health; print what runs where
-#   down    stop the three (SIGTERM, then SIGKILL after OKR_STACK_STOP_WAIT s), then infra.sh down;
-#           data stays for the next `up`
+#           goals API (uvicorn, 127.0.0.1:8001, GOALS_PERSISTENCE=postgres), okr-goals-relay,
+#           okr-ledger (127.0.0.1:8090) and the notifier (uvicorn, 127.0.0.1:8002,
+#           NOTIFIER_PERSISTENCE=postgres, schema notifier, NOTIFIER_FAKE_CLOCK=true); wait until
+#           goals and the notifier answer GET /ready, the relay is relaying and the ledger answers
+#           GET /health; print what runs where
+#   down    stop the four (SIGTERM, then SIGKILL after OKR_STACK_STOP_WAIT s), then infra.sh down;
+#           data stays for the next `up`. `down NAME...` stops only those processes (e.g.
+#           `down notifier` before `okr-notifier rebuild`) and leaves the rest, PostgreSQL and
+#           Kafka running; `up` starts them again
 #   status  one line per process: up|down, pid, address; exit 1 if any is down
-#   env     print `export GOALS_...` lines for `eval` so a command (okr token, okr demo) talks to
-#           the stack: `auto` (default) only when the stack's goals API runs, `on` always,
-#           `off` never (prints nothing)
+#   env     print `export GOALS_...`, `export NOTIFIER_...` and `export OKR_KAFKA_...` lines for
+#           `eval` so a command (okr token, okr demo, okr-notifier) talks to the stack: `auto`
+#           (default) only when the stack's goals API runs, `on` always, `off` never (prints
+#           nothing)
 #
-# The JWT secret is generated once into data/stack/jwt_secret (git-ignored) and reused.
-# Pid files: data/run/<name>.pid; logs: data/log/<name>.log (names: goals, goals-relay, ledger).
+# The JWT secret is generated once into data/stack/jwt_secret (git-ignored) and reused; goals and
+# the notifier both verify tokens with it, so one `make token` works for both.
+# Pid files: data/run/<name>.pid; logs: data/log/<name>.log (names: goals, goals-relay, ledger,
+# notifier).
 # Overrides: OKR_STACK_HOST (127.0.0.1), OKR_STACK_GOALS_PORT (8001), OKR_LEDGER_HTTP_PORT (8090),
-#            OKR_STACK_WAIT (seconds, 60), OKR_STACK_STOP_WAIT (seconds, 20); pg.sh's OKR_PG_* and
-#            kafka.sh's OKR_KAFKA_HOST/PORT; any GOALS_*, OKR_KAFKA_*, OKR_LEDGER_* setting set in
-#            the environment is passed on to the processes.
+#            OKR_STACK_NOTIFIER_PORT (8002), OKR_STACK_WAIT (seconds, 60), OKR_STACK_STOP_WAIT
+#            (seconds, 20); pg.sh's OKR_PG_* and kafka.sh's OKR_KAFKA_HOST/PORT; any GOALS_*,
+#            NOTIFIER_*, OKR_KAFKA_*, OKR_LEDGER_* setting set in the environment is passed on to
+#            the processes (except the few the stack sets: see goals_env and notifier_env).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -32,6 +41,7 @@ SECRET_FILE="$ROOT/data/stack/jwt_secret"
 HOST="${OKR_STACK_HOST:-127.0.0.1}"
 GOALS_PORT="${OKR_STACK_GOALS_PORT:-8001}"
 LEDGER_PORT="${OKR_LEDGER_HTTP_PORT:-8090}"
+NOTIFIER_PORT="${OKR_STACK_NOTIFIER_PORT:-8002}"
 WAIT="${OKR_STACK_WAIT:-60}"
 STOP_WAIT="${OKR_STACK_STOP_WAIT:-20}"
 
@@ -42,14 +52,14 @@ PG_PASSWORD="${OKR_PG_PASSWORD:-okr}"
 PG_DB="${OKR_PG_DB:-okr}"
 KAFKA_BOOTSTRAP="${OKR_KAFKA_BOOTSTRAP_SERVERS:-${OKR_KAFKA_HOST:-127.0.0.1}:${OKR_KAFKA_PORT:-9092}}"
 
-NAMES=(goals goals-relay ledger)
+NAMES=(goals goals-relay ledger notifier)
 
 die() { echo "stack.sh: error: $*" >&2; exit 1; }
 log() { echo "stack.sh: $*" >&2; }
 
 need_venv() {
   local exe
-  for exe in python uvicorn okr-goals-relay okr-ledger; do
+  for exe in python uvicorn okr-goals-relay okr-ledger okr-notifier; do
     [ -x "$BIN/$exe" ] || die "$BIN/$exe not found; run \`make install\` first"
   done
   command -v curl >/dev/null 2>&1 || die "curl not found; install it: apt-get install -y curl"
@@ -61,6 +71,7 @@ marker() {
     goals) echo "okr_goals.main:create_app" ;;
     goals-relay) echo "okr-goals-relay" ;;
     ledger) echo "okr-ledger" ;;
+    notifier) echo "okr_notifier.main:create_app" ;;
   esac
 }
 
@@ -68,6 +79,7 @@ port_of() {
   case "$1" in
     goals) echo "$GOALS_PORT" ;;
     ledger) echo "$LEDGER_PORT" ;;
+    notifier) echo "$NOTIFIER_PORT" ;;
     *) echo "" ;;
   esac
 }
@@ -77,6 +89,7 @@ address_of() {
     goals) echo "http://${HOST}:${GOALS_PORT}" ;;
     goals-relay) echo "-> ${GOALS_EVENTS_TOPIC:-okr.goals.events.v1}" ;;
     ledger) echo "http://${HOST}:${LEDGER_PORT}" ;;
+    notifier) echo "http://${HOST}:${NOTIFIER_PORT}" ;;
   esac
 }
 
@@ -112,6 +125,26 @@ goals_env() {
   echo "GOALS_POSTGRES_DBNAME=${GOALS_POSTGRES_DBNAME:-$PG_DB}"
   echo "GOALS_POSTGRES_USER=${GOALS_POSTGRES_USER:-$PG_USER}"
   echo "GOALS_POSTGRES_PASSWORD=${GOALS_POSTGRES_PASSWORD:-$PG_PASSWORD}"
+}
+
+# The notifier's settings in the stack: PostgreSQL (its own schema `notifier`, which
+# pair_with_kafka resets; a small pool), the stack's secret (the goals API's, so one token works
+# for both) and a fake clock (development: PUT /admin/clock by an admin travels to tomorrow's
+# daily check; the scheduler ticks every 5 s so the travel is seen within seconds).
+# Exported NOTIFIER_POSTGRES_* (except the schema), NOTIFIER_FAKE_CLOCK,
+# NOTIFIER_SCHEDULER_TICK_SECONDS and NOTIFIER_POSTGRES_POOL_SIZE values win.
+notifier_env() {
+  echo "NOTIFIER_PERSISTENCE=postgres"
+  echo "NOTIFIER_JWT_SECRET=$(cat "$SECRET_FILE")"
+  echo "NOTIFIER_POSTGRES_HOST=${NOTIFIER_POSTGRES_HOST:-$PG_HOST}"
+  echo "NOTIFIER_POSTGRES_PORT=${NOTIFIER_POSTGRES_PORT:-$PG_PORT}"
+  echo "NOTIFIER_POSTGRES_DBNAME=${NOTIFIER_POSTGRES_DBNAME:-$PG_DB}"
+  echo "NOTIFIER_POSTGRES_USER=${NOTIFIER_POSTGRES_USER:-$PG_USER}"
+  echo "NOTIFIER_POSTGRES_PASSWORD=${NOTIFIER_POSTGRES_PASSWORD:-$PG_PASSWORD}"
+  echo "NOTIFIER_POSTGRES_SCHEMA=notifier"
+  echo "NOTIFIER_POSTGRES_POOL_SIZE=${NOTIFIER_POSTGRES_POOL_SIZE:-2}"
+  echo "NOTIFIER_FAKE_CLOCK=${NOTIFIER_FAKE_CLOCK:-true}"
+  echo "NOTIFIER_SCHEDULER_TICK_SECONDS=${NOTIFIER_SCHEDULER_TICK_SECONDS:-5}"
 }
 
 ledger_env() {
@@ -175,8 +208,9 @@ relay_started() { tail -c +$((RELAY_LOG_OFFSET + 1)) "$(log_file goals-relay)" |
 # PostgreSQL is the machine's, Kafka's data is this checkout's (data/kafka). The goals store,
 # the relay's position and the ledger's positions only make sense with the topic they were
 # written against, so the stack records the Kafka cluster id in PostgreSQL; when it meets a
-# different Kafka (a fresh clone, a wiped data/), it resets the stack's schemas rather than
-# leave a relay position that skips events or consumer positions past the end of the topic.
+# different Kafka (a fresh clone, a wiped data/), it resets the stack's schemas (goals, ledger,
+# notifier) rather than leave a relay position that skips events or consumer positions past the
+# end of the topic.
 pair_with_kafka() {
   local cluster_id recorded
   export PGOPTIONS="-c client_min_messages=warning"  # no NOTICE per dropped table
@@ -186,36 +220,42 @@ pair_with_kafka() {
   psql -q "$dsn" -v ON_ERROR_STOP=1 -c "CREATE SCHEMA IF NOT EXISTS stack; CREATE TABLE IF NOT EXISTS stack.kafka (cluster_id text NOT NULL)" >/dev/null
   recorded="$(psql -qtA "$dsn" -c "SELECT cluster_id FROM stack.kafka LIMIT 1")"
   if [ "$recorded" != "$cluster_id" ]; then
-    if [ -n "$recorded" ] || psql -qtA "$dsn" -c "SELECT 1 FROM pg_namespace WHERE nspname IN ('goals', 'ledger')" | grep -q 1; then
-      log "this Kafka ($cluster_id) is not the one the stack's schemas were written against; resetting schemas goals and ledger"
+    if [ -n "$recorded" ] || psql -qtA "$dsn" -c "SELECT 1 FROM pg_namespace WHERE nspname IN ('goals', 'ledger', 'notifier')" | grep -q 1; then
+      log "this Kafka ($cluster_id) is not the one the stack's schemas were written against; resetting schemas goals, ledger and notifier"
     fi
-    psql -q "$dsn" -v ON_ERROR_STOP=1 -c "DROP SCHEMA IF EXISTS goals CASCADE; DROP SCHEMA IF EXISTS ledger CASCADE; DELETE FROM stack.kafka; INSERT INTO stack.kafka VALUES ('$cluster_id')" >/dev/null
+    psql -q "$dsn" -v ON_ERROR_STOP=1 -c "DROP SCHEMA IF EXISTS goals CASCADE; DROP SCHEMA IF EXISTS ledger CASCADE; DROP SCHEMA IF EXISTS notifier CASCADE; DELETE FROM stack.kafka; INSERT INTO stack.kafka VALUES ('$cluster_id')" >/dev/null
   fi
 }
 
 cmd_up() {
   need_venv
-  local t0="$EPOCHREALTIME" t1 goals_settings ledger_settings
+  local t0="$EPOCHREALTIME" t1 goals_settings ledger_settings notifier_settings
   "$HERE/infra.sh" up >/dev/null
   t1="$EPOCHREALTIME"
   ensure_secret
-  if ! is_running goals && ! is_running goals-relay && ! is_running ledger; then
+  if ! is_running goals && ! is_running goals-relay && ! is_running ledger \
+    && ! is_running notifier; then
     pair_with_kafka
   fi
-  goals_settings="$(mktemp)"; ledger_settings="$(mktemp)"
+  goals_settings="$(mktemp)"; ledger_settings="$(mktemp)"; notifier_settings="$(mktemp)"
   # shellcheck disable=SC2064
-  trap "rm -f '$goals_settings' '$ledger_settings'" EXIT
+  trap "rm -f '$goals_settings' '$ledger_settings' '$notifier_settings'" EXIT
   { goals_env; echo "OKR_KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP"; } >"$goals_settings"
   { ledger_env; echo "OKR_KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP"; } >"$ledger_settings"
+  { notifier_env; echo "OKR_KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP"; } >"$notifier_settings"
 
   # The API first: it creates the goals schema and tables, which the relay then shares. The
-  # ledger (its own schema) starts alongside.
+  # ledger and the notifier (each its own schema, each its own consumer group) start alongside.
   if is_running goals; then log "goals already running (pid $(pid goals))"; else
     start goals "$goals_settings" "$BIN/uvicorn" --factory okr_goals.main:create_app \
       --host "$HOST" --port "$GOALS_PORT" --no-access-log
   fi
   if is_running ledger; then log "ledger already running (pid $(pid ledger))"; else
     start ledger "$ledger_settings" "$BIN/okr-ledger"
+  fi
+  if is_running notifier; then log "notifier already running (pid $(pid notifier))"; else
+    start notifier "$notifier_settings" "$BIN/uvicorn" --factory okr_notifier.main:create_app \
+      --host "$HOST" --port "$NOTIFIER_PORT" --no-access-log --timeout-graceful-shutdown 5
   fi
   wait_for goals http_ok "http://${HOST}:${GOALS_PORT}/ready"
   if is_running goals-relay; then log "goals-relay already running (pid $(pid goals-relay))"; else
@@ -224,6 +264,7 @@ cmd_up() {
     wait_for goals-relay relay_started
   fi
   wait_for ledger http_ok "http://${HOST}:${LEDGER_PORT}/health"
+  wait_for notifier http_ok "http://${HOST}:${NOTIFIER_PORT}/ready"
   log "$(awk -v a="$t0" -v b="$t1" -v c="$EPOCHREALTIME" \
     'BEGIN { printf "up in %.1f s (PostgreSQL and Kafka %.1f s, services %.1f s)", c - a, b - a, c - b }')"
   cmd_status
@@ -245,11 +286,20 @@ wait_gone() {
   log "stopped $name (pid $p)"
 }
 
+# cmd_down [NAME...]: without names, every process of the stack, then PostgreSQL and Kafka;
+# with names, only those processes.
 cmd_down() {
   local name
+  local -a names=("${NAMES[@]}")
   local -A pids=()
-  # SIGTERM to all three at once (each shuts down on its own), then wait for each.
-  for name in "${NAMES[@]}"; do
+  if [ "$#" -gt 0 ]; then
+    for name in "$@"; do
+      [ -n "$(marker "$name")" ] || die "down: unknown process '$name' (one of: ${NAMES[*]})"
+    done
+    names=("$@")
+  fi
+  # SIGTERM to all at once (each shuts down on its own), then wait for each.
+  for name in "${names[@]}"; do
     if is_running "$name"; then
       pids[$name]="$(pid "$name")"
       log "stopping $name (pid ${pids[$name]})"
@@ -258,11 +308,11 @@ cmd_down() {
       log "$name not running"
     fi
   done
-  for name in "${NAMES[@]}"; do
+  for name in "${names[@]}"; do
     [ -z "${pids[$name]:-}" ] || wait_gone "$name" "${pids[$name]}"
     rm -f "$(pid_file "$name")"
   done
-  "$HERE/infra.sh" down
+  [ "$#" -gt 0 ] || "$HERE/infra.sh" down
 }
 
 cmd_status() {
@@ -297,13 +347,13 @@ cmd_env() {
   esac
   while IFS= read -r line; do
     printf 'export %s=%q\n' "${line%%=*}" "${line#*=}"
-  done < <(goals_env)
+  done < <(goals_env; notifier_env; echo "OKR_KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP")
 }
 
 case "${1:-}" in
   up) cmd_up ;;
-  down) cmd_down ;;
+  down) shift; cmd_down "$@" ;;
   status) cmd_status ;;
   env) cmd_env "${2:-auto}" ;;
-  *) echo "usage: $0 up|down|status|env [auto|on|off]" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down [NAME...]|status|env [auto|on|off]" >&2; exit 2 ;;
 esac
