@@ -163,3 +163,52 @@ def test_a_database_outage_is_waited_out_never_dead_lettered(tmp_path: Path) -> 
     assert store.next_offset(GOALS_TOPIC, 0) is None  # not applied, not skipped
     assert store.dead_letters() == []
     store.datastore.close()
+
+
+class CountsBatches(Ledger):
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def handle_batch(self, events, tx) -> None:  # type: ignore[no-untyped-def]
+        self.sizes.append(len(events))
+        super().handle_batch(events, tx)
+
+
+def test_in_process_runner_applies_the_log_in_batches(tmp_path: Path) -> None:
+    """What the subscription has already read is applied together (one transaction), up to
+    batch_size; a lone event later is applied at once, alone."""
+    settings = sqlite_settings(tmp_path)
+    with TestClient(create_app(settings)) as client:
+        org = build_org(client, settings)
+        objective = org.active_objective()
+        kr = objective["key_results"][0]
+        for value in range(1, 21):
+            r = client.post(
+                f"/objectives/{objective['id']}/key-results/{kr['id']}/check-ins",
+                json={"current": value},
+                headers=org.h("bailu"),
+            )
+            assert r.status_code == 201, r.text
+    service = GoalsService(settings)
+    store = open_consumer_store("ledger", sqlite_path=str(tmp_path / "ledger.sqlite3"))
+    handler = CountsBatches()
+    runner = InProcessRunner(
+        handler,
+        store,
+        service.app,
+        to_contract=to_contract,
+        topic=GOALS_TOPIC,
+        source=GOALS_SOURCE,
+        batch_size=8,
+    )
+    runner.start_thread("ledger")
+    try:
+        total = service.app.recorder.max_notification_id() or 0
+        wait_for(runner.caught_up, 10, "the in-process ledger")
+        assert total > 20
+        assert sum(handler.sizes) == runner.processor.applied == total
+        assert max(handler.sizes) == 8  # batches formed, none above batch_size
+        assert len(handler.sizes) < total / 2
+    finally:
+        runner.close()
+        service.close()

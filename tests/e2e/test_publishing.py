@@ -70,6 +70,25 @@ def test_one_trace_from_the_http_request_through_the_relay_to_the_consumer(stack
     kr = objective["key_results"][0]
     stack.relay_thread()
     ledger = stack.ledger_thread()
+    # The backlog (the organisation's events) is applied as a batch: one span linked to their
+    # traces. Once it is applied, the check-in arrives alone and gets a span of its own, a
+    # child of the relay's.
+    stored = len(stack.stored_events())
+    wait_for(lambda: stack.ledger_count() == stored, 30, "the ledger to apply the backlog")
+    backlog = [
+        s
+        for s in EXPORTER.get_finished_spans()
+        if s.attributes.get("messaging.destination.name") == stack.topic
+    ]
+    published = {s.context.span_id for s in backlog if s.name.endswith(" publish")}
+    reached = set()
+    for span in backlog:
+        if span.name.endswith(" process"):
+            reached |= {link.context.span_id for link in span.links}
+            if span.parent is not None:
+                reached.add(span.parent.span_id)
+    assert len(published) == stored
+    assert published <= reached  # every event's trace reaches its consumer span
     EXPORTER.clear()
 
     response = org.client.post(

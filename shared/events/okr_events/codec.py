@@ -120,6 +120,10 @@ def encode(
 
 def header_dict(headers: Sequence[tuple[str, Any]] | None) -> dict[str, str]:
     """Kafka headers as text (the last value wins when a header repeats)."""
+    try:  # every message decodes this: the common case (UTF-8 bytes) in one comprehension
+        return {name: value.decode() for name, value in headers or ()}
+    except (AttributeError, UnicodeDecodeError):
+        pass
     result: dict[str, str] = {}
     for name, value in headers or ():
         if isinstance(value, bytes):

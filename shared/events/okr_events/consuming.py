@@ -1,44 +1,70 @@
 """The consumer runtime: exactly-once *effect* over at-least-once delivery.
 
-A consuming context writes a handler (`EventHandler`): it gets one decoded event and a
-transaction (`Tx`) on the context's own database. The runtime wraps each call in ONE
-transaction that also
+A consuming context writes a handler (`EventHandler`): it gets decoded events and a
+transaction (`Tx`) on the context's own database. The runtime wraps the handler's writes in
+ONE transaction that also
 
 * records the position (topic, partition, next offset) as an eventsourcing `Tracking`
   (application_name ``"<topic>:<partition>"``, notification_id = offset + 1), and
 * records the aggregate's version; an event whose aggregate version was already applied
   (a relay re-publishing after a crash, a redelivery) changes nothing.
 
+Messages arrive in batches (whatever a transport already has, never waiting for more): a
+batch is one transaction (`ConsumerStore.apply_batch`); a single event keeps the per-event
+path with its own span in the producer's trace. A batch that fails is halved until the
+failing event is alone; it alone is retried and dead-lettered.
+
 Two transports feed the same handlers through `EventProcessor`:
 `KafkaConsumerRunner` (a consumer group; seeks to the stored positions on assignment; poison
 messages and handlers that keep failing go to ``<topic>.dlq``) and `InProcessRunner` (the
-embedded default: follows the producing application's notification log, no Kafka).
+embedded default: follows the producing application's notification log, no Kafka);
+`replay.replay` rebuilds a store from offset 0 through the same processor.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import psycopg
 from eventsourcing import persistence as es_persistence
-from eventsourcing.persistence import InfrastructureFactory, Tracking, TrackingRecorder
-from eventsourcing.postgres import PostgresTrackingRecorder
-from eventsourcing.sqlite import SQLiteTrackingRecorder
-from eventsourcing.utils import Environment
 from opentelemetry import trace
-from psycopg.sql import SQL, Identifier
+from opentelemetry.context import Context
 
 from .codec import DecodeError, InboundEvent, decode
+from .consumer_store import (
+    ConsumerStore,
+    PostgresConsumerStore,
+    SQLiteConsumerStore,
+    Tx,
+    open_consumer_store,
+    position_name,
+)
+
+__all__ = [
+    "TRANSIENT",
+    "ConsumerStore",
+    "DeadLetter",
+    "Decoded",
+    "EventHandler",
+    "EventProcessor",
+    "PostgresConsumerStore",
+    "RawMessage",
+    "SQLiteConsumerStore",
+    "StoppableRunner",
+    "Tx",
+    "decode_batch",
+    "error_headers",
+    "open_consumer_store",
+    "position_name",
+]
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("okr_events.consuming")
@@ -47,172 +73,21 @@ tracer = trace.get_tracer("okr_events.consuming")
 # ---- the handler side ---------------------------------------------------------------------------
 
 
-class Tx(Protocol):
-    def execute(self, statement: str, params: Mapping[str, Any] | None = None) -> list[Any]: ...
-
-
 class EventHandler(Protocol):
     """What a consuming context provides. SQL is written with ``:name`` parameters and runs
-    unchanged on SQLite and PostgreSQL (rewritten to ``%(name)s`` there)."""
+    unchanged on SQLite and PostgreSQL (rewritten to ``%(name)s`` there).
+
+    Optionally a handler also defines ``handle_batch(events: Sequence[InboundEvent], tx: Tx)
+    -> None``: the runtime then calls it with the fresh events of a batch, in order, in one
+    transaction (for speed: one query for many events). It must have the same effect as
+    `handle` on each in turn: a batch of one, and the failing event of a batch that failed
+    (halved until that event is alone, then retried and dead-lettered), go through `handle`.
+    """
 
     name: str
     create_statements: Sequence[str]
 
     def handle(self, event: InboundEvent, tx: Tx) -> None: ...
-
-
-def position_name(topic: str, partition: int) -> str:
-    return f"{topic}:{partition}"
-
-
-_PARAM = re.compile(r"(?<!:):(\w+)")
-APPLIED_TABLE = """CREATE TABLE IF NOT EXISTS consumer_applied_versions (
-    aggregate_id TEXT PRIMARY KEY, version INTEGER NOT NULL)"""
-SELECT_APPLIED = "SELECT version FROM consumer_applied_versions WHERE aggregate_id = :aggregate_id"
-DEAD_LETTERS_TABLE = """CREATE TABLE IF NOT EXISTS consumer_dead_letters (
-    topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
-    event_id TEXT, error TEXT NOT NULL, failed_at TEXT NOT NULL,
-    PRIMARY KEY (topic, partition, "offset"))"""
-INSERT_DEAD_LETTER = """INSERT INTO consumer_dead_letters
-    (topic, partition, "offset", event_id, error, failed_at)
-    VALUES (:topic, :partition, :offset, :event_id, :error, :failed_at)
-    ON CONFLICT DO NOTHING"""
-UPSERT_APPLIED = """INSERT INTO consumer_applied_versions (aggregate_id, version)
-    VALUES (:aggregate_id, :version)
-    ON CONFLICT (aggregate_id) DO UPDATE SET version = excluded.version"""
-
-
-def _is_query(statement: str) -> bool:
-    """Whether a statement returns rows (the library's SQLite cursor has no `description`)."""
-    head = statement.lstrip().split(None, 1)[0].upper()
-    return head in ("SELECT", "WITH", "VALUES") or " RETURNING " in statement.upper()
-
-
-class _Cursor:
-    def __init__(self, cursor: Any, rewrite: Callable[[str], str]) -> None:
-        self._cursor = cursor
-        self._rewrite = rewrite
-
-    def execute(self, statement: str, params: Mapping[str, Any] | None = None) -> list[Any]:
-        self._cursor.execute(self._rewrite(statement), params or {})
-        if not _is_query(statement):
-            return []
-        return list(self._cursor.fetchall())
-
-
-class ConsumerStore(TrackingRecorder):
-    """A consuming context's database: its handler's tables, its positions, applied versions."""
-
-    def _tx(self) -> Any:
-        raise NotImplementedError
-
-    def setup(self, statements: Sequence[str]) -> None:
-        with self._tx() as tx:
-            for statement in [APPLIED_TABLE, DEAD_LETTERS_TABLE, *statements]:
-                tx.execute(statement)
-
-    def next_offset(self, topic: str, partition: int) -> int | None:
-        """Where to resume reading a partition (None: never read)."""
-        return self.max_tracking_id(position_name(topic, partition))
-
-    def apply_once(self, event: InboundEvent, write: Callable[[Tx], None]) -> bool:
-        """Run ``write`` for ``event`` unless its aggregate version was already applied; the
-        writes, the applied version and the position commit together. True if applied."""
-        tracking = Tracking(position_name(event.topic, event.partition), event.offset + 1)
-        key = {"aggregate_id": str(event.aggregate_id)}
-        with self._tx() as tx:
-            rows = tx.execute(SELECT_APPLIED, key)
-            applied = rows[0]["version"] if rows else None
-            fresh = applied is None or event.aggregate_version > applied
-            if fresh:
-                write(tx)
-                tx.execute(UPSERT_APPLIED, {**key, "version": event.aggregate_version})
-            self._track(tx, tracking)
-        return fresh
-
-    def skip(self, topic: str, partition: int, offset: int) -> None:
-        """Move past a message without applying it (it went to the dead-letter topic)."""
-        self.insert_tracking(Tracking(position_name(topic, partition), offset + 1))
-
-    def record_dead_letter(
-        self, raw: RawMessage, event_id: str | None, error: BaseException
-    ) -> None:
-        """Park a message that was not applied (the processor then moves past it; a crash in
-        between parks it again, harmlessly)."""
-        row = {
-            "topic": raw.topic,
-            "partition": raw.partition,
-            "offset": raw.offset,
-            "event_id": event_id,
-            "error": f"{type(error).__name__}: {error}"[:2000],
-            "failed_at": datetime.now(UTC).isoformat(),
-        }
-        with self._tx() as tx:
-            tx.execute(INSERT_DEAD_LETTER, row)
-
-    def dead_letters(self) -> list[dict[str, Any]]:
-        rows = self.query(
-            'SELECT topic, partition, "offset", event_id, error, failed_at '
-            "FROM consumer_dead_letters ORDER BY failed_at"
-        )
-        return [dict(row) for row in rows]
-
-    def query(self, statement: str, params: Mapping[str, Any] | None = None) -> list[Any]:
-        with self._tx() as tx:
-            return tx.execute(statement, params)
-
-    def _track(self, tx: _Cursor, tracking: Tracking) -> None:
-        self._insert_tracking(tx._cursor, tracking)
-
-
-class SQLiteConsumerStore(SQLiteTrackingRecorder, ConsumerStore):
-    @contextmanager
-    def _tx(self) -> Iterator[_Cursor]:
-        with self.datastore.transaction(commit=True) as cursor:
-            yield _Cursor(cursor, lambda s: s)
-
-
-class PostgresConsumerStore(PostgresTrackingRecorder, ConsumerStore):
-    """Tables live in the datastore's schema (the consuming context's own)."""
-
-    @contextmanager
-    def _tx(self) -> Iterator[_Cursor]:
-        with self.datastore.transaction(commit=True) as cursor:
-            cursor.execute(
-                SQL("SET LOCAL search_path TO {}").format(Identifier(self.datastore.schema))
-            )
-            yield _Cursor(cursor, lambda s: _PARAM.sub(r"%(\1)s", s))
-
-
-def open_consumer_store(
-    name: str, *, postgres_conninfo: str | None = None, schema: str = "", sqlite_path: str = ""
-) -> ConsumerStore:
-    """The consuming context's store: a PostgreSQL schema of its own, or a SQLite file."""
-    if postgres_conninfo:
-        params = psycopg.conninfo.conninfo_to_dict(postgres_conninfo)
-        with psycopg.connect(postgres_conninfo, autocommit=True) as conn:
-            conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
-        env = {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "POSTGRES_HOST": str(params.get("host", "127.0.0.1")),
-            "POSTGRES_PORT": str(params.get("port", 5432)),
-            "POSTGRES_DBNAME": str(params.get("dbname", "")),
-            "POSTGRES_USER": str(params.get("user", "")),
-            "POSTGRES_PASSWORD": str(params.get("password", "")),
-            "POSTGRES_SCHEMA": schema,
-            "POSTGRES_POOL_SIZE": "4",
-        }
-        cls: type[ConsumerStore] = PostgresConsumerStore
-    else:
-        env = {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "SQLITE_DBNAME": sqlite_path,
-            "SQLITE_LOCK_TIMEOUT": "10",
-        }
-        cls = SQLiteConsumerStore
-    store = InfrastructureFactory.construct(Environment(name, env)).tracking_recorder(cls)
-    assert isinstance(store, ConsumerStore)
-    return store
 
 
 # ---- processing, shared by both transports ------------------------------------------------------
@@ -242,7 +117,8 @@ DeadLetter = Callable[[InboundEvent | None, RawMessage, BaseException], None]
 
 
 class EventProcessor:
-    """Applies one event through a handler with retries; gives up to the dead-letter sink."""
+    """Applies events through a handler: in batches, one transaction each; a failing event
+    alone is retried and finally given to the dead-letter sink."""
 
     def __init__(
         self,
@@ -263,23 +139,120 @@ class EventProcessor:
         self.applied = 0
         self.duplicates = 0
         self.dead_lettered = 0
+        self._handle_batch = _batch_method(handler)
         store.setup(handler.create_statements)
 
     def receive(self, raw: RawMessage) -> None:
         """Decode a message and apply it; an undecodable one is dead-lettered."""
-        try:
-            event = decode(
-                topic=raw.topic,
-                partition=raw.partition,
-                offset=raw.offset,
-                key=raw.key,
-                value=raw.value,
-                headers=raw.headers,
-            )
-        except DecodeError as exc:
-            self.undecodable(raw, exc)
+        self.receive_batch([raw])
+
+    def receive_batch(
+        self, raws: Sequence[RawMessage], decoded: Sequence[Decoded] | None = None
+    ) -> None:
+        """Decode messages and apply them in order, as few transactions as possible. An
+        undecodable message is dead-lettered after the messages before it were applied, so
+        positions only ever move forward. ``decoded``: `decode_batch(raws)`, if a reader
+        thread already did it."""
+        events: list[InboundEvent] = []
+        run: list[RawMessage] = []
+        for raw, item in zip(raws, decoded or decode_batch(raws), strict=True):
+            if isinstance(item, DecodeError):
+                if events:
+                    self.process_batch(events, run)
+                    events, run = [], []
+                self.undecodable(raw, item)
+            else:
+                events.append(item)
+                run.append(raw)
+        if events:
+            self.process_batch(events, run)
+
+    def process_batch(self, events: Sequence[InboundEvent], raws: Sequence[RawMessage]) -> None:
+        """Apply decoded events (``raws[i]`` is the message of ``events[i]``) in one
+        transaction. The database being away is waited out; any other failure halves the
+        batch until the failing event is alone in `process` (retries, then dead letter)."""
+        if len(events) == 1:
+            self.process(events[0], raws[0])  # its own span, in the producer's trace
+            return
+        with self._batch_span(events) as span:
+            failure = self._apply_batch(events, span)
+        if failure is None:
+            return
+        log.info(
+            "%s: a batch of %s failed (%s: %s); applying it in halves",
+            self.handler.name,
+            len(events),
+            type(failure).__name__,
+            failure,
+        )
+        half = len(events) // 2
+        self.process_batch(events[:half], raws[:half])
+        self.process_batch(events[half:], raws[half:])
+
+    def _apply_batch(self, events: Sequence[InboundEvent], span: trace.Span) -> Exception | None:
+        """One transaction for the batch, waiting out outages; the failure, if it failed."""
+        waits = 0
+        while True:
+            try:
+                fresh = self.store.apply_batch(events, self._write)
+            except es_persistence.IntegrityError as error:
+                if self._behind_positions(events):
+                    # Another consumer of this store got there first: all already processed.
+                    self.duplicates += len(events)
+                    span.set_attribute("okr.duplicates", len(events))
+                    return None
+                return error
+            except TRANSIENT as error:
+                if self.stopping():
+                    raise
+                log.warning("%s: database unavailable (%s); retrying", self.handler.name, error)
+                time.sleep(min(5.0, self.retry_backoff * 2 ** min(waits, 6)))
+                waits += 1
+            except Exception as error:
+                return error
+            else:
+                self.applied += fresh
+                self.duplicates += len(events) - fresh
+                span.set_attribute("okr.applied", fresh)
+                span.set_attribute("okr.duplicates", len(events) - fresh)
+                return None
+
+    def _write(self, events: Sequence[InboundEvent], tx: Tx) -> None:
+        if self._handle_batch is not None:
+            self._handle_batch(events, tx)
         else:
-            self.process(event, raw)
+            for event in events:
+                self.handler.handle(event, tx)
+
+    def _behind_positions(self, events: Sequence[InboundEvent]) -> bool:
+        """Whether the stored position of every partition in the batch is past it."""
+        last: dict[tuple[str, int], int] = {}
+        for event in events:
+            key = (event.topic, event.partition)
+            last[key] = max(last.get(key, -1), event.offset)
+        return all((self.store.next_offset(*key) or 0) > offset for key, offset in last.items())
+
+    @contextlib.contextmanager
+    def _batch_span(self, events: Sequence[InboundEvent]) -> Iterator[trace.Span]:
+        """One CONSUMER span for a batch (a span per event would cost more than applying it),
+        a root of its own, linked to the trace of each event (up to MAX_LINKS)."""
+        topics = {event.topic for event in events}
+        topic = next(iter(topics)) if len(topics) == 1 else "multiple"
+        with tracer.start_as_current_span(
+            f"{topic} process",
+            context=Context(),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": topic,
+                "messaging.operation.type": "process",
+                "messaging.consumer.group.name": self.handler.name,
+                "messaging.batch.message_count": len(events),
+            },
+        ) as span:
+            if span.is_recording():  # extracting contexts costs: only for spans kept
+                _link_traces(span, events)
+            yield span
 
     def process(self, event: InboundEvent, raw: RawMessage) -> None:
         with tracer.start_as_current_span(
@@ -344,6 +317,9 @@ class EventProcessor:
                     return
 
     def undecodable(self, raw: RawMessage, error: BaseException) -> None:
+        if (self.store.next_offset(raw.topic, raw.partition) or 0) > raw.offset:
+            self.duplicates += 1  # behind the position: dead-lettered before, not again
+            return
         log.error(
             "%s: undecodable message at %s:%s:%s: %s",
             self.handler.name,
@@ -355,6 +331,60 @@ class EventProcessor:
         self.dead_letter(None, raw, error)
         self.store.skip(raw.topic, raw.partition, raw.offset)
         self.dead_lettered += 1
+
+
+def _batch_method(handler: EventHandler) -> Callable[[Sequence[InboundEvent], Tx], None] | None:
+    """The handler's `handle_batch`, unless a subclass overrode `handle` below it (it would
+    bypass the override: a handler that refuses some events would silently accept them)."""
+    method = getattr(handler, "handle_batch", None)
+    if method is None:
+        return None
+    mro = type(handler).__mro__
+    handle_owner = next((k for k in mro if "handle" in vars(k)), None)
+    batch_owner = next((k for k in mro if "handle_batch" in vars(k)), None)
+    if handle_owner and batch_owner and not issubclass(batch_owner, handle_owner):
+        return None
+    return method  # type: ignore[no-any-return]
+
+
+Decoded = InboundEvent | DecodeError
+
+
+def decode_batch(raws: Sequence[RawMessage]) -> list[Decoded]:
+    """Each message's event, or why it is not one (pure: any thread may do it)."""
+    result: list[Decoded] = []
+    for raw in raws:
+        try:
+            result.append(
+                decode(
+                    topic=raw.topic,
+                    partition=raw.partition,
+                    offset=raw.offset,
+                    key=raw.key,
+                    value=raw.value,
+                    headers=raw.headers,
+                )
+            )
+        except DecodeError as error:
+            result.append(error)
+    return result
+
+
+#: Links a batch span keeps (the SDK's default limit; more would be dropped anyway).
+MAX_LINKS = 128
+
+
+def _link_traces(span: trace.Span, events: Sequence[InboundEvent]) -> None:
+    seen: set[tuple[int, int]] = set()
+    for event in events:
+        if len(seen) >= MAX_LINKS:
+            return
+        if "traceparent" not in event.headers:
+            continue
+        parent = trace.get_current_span(_trace_context(event)).get_span_context()
+        if parent.is_valid and (parent.trace_id, parent.span_id) not in seen:
+            seen.add((parent.trace_id, parent.span_id))
+            span.add_link(parent, {"messaging.message.id": event.event_id})
 
 
 def _trace_context(event: InboundEvent) -> Any:

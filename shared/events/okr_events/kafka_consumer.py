@@ -47,6 +47,9 @@ class DeadLetterFailed(RuntimeError):
 
 
 class KafkaConsumerRunner(StoppableRunner):
+    """A consuming context's consumer-group member. What one `consume` returns (up to
+    `batch_size` messages, never waiting for more) is applied as one batch."""
+
     def __init__(
         self,
         handler: EventHandler,
@@ -117,11 +120,8 @@ class KafkaConsumerRunner(StoppableRunner):
         try:
             while not self._stop.is_set():
                 messages = self._next_messages()
-                for message in messages:
-                    self._handle(message)
-                    if self._stop.is_set():
-                        break
                 if messages:
+                    self._handle(messages)
                     self._commit_copy()
                 self._refresh_lag()
         except BaseException as error:
@@ -139,27 +139,44 @@ class KafkaConsumerRunner(StoppableRunner):
         first = self.consumer.poll(0.1)
         if first is None:
             return []
+        if self.batch_size <= 1:
+            return [first]
         return [first, *self.consumer.consume(self.batch_size - 1, timeout=0)]
 
     def stop(self) -> None:
         self._stop.set()
 
-    def _handle(self, message: Message) -> None:
-        error = message.error()
-        if error is not None:
-            if error.code() == KafkaError._PARTITION_EOF:
-                return
-            if error.fatal():
-                raise KafkaException(error)
-            log.warning("%s: %s", self.group_id, error)
-            return
-        topic, partition, offset = message.topic(), message.partition(), message.offset()
-        self.processor.receive(
-            RawMessage(
-                topic, partition, offset, message.key(), message.value(), message.headers() or []
-            )
-        )
-        self._next[(topic, partition)] = offset + 1
+    def _handle(self, messages: list[Message]) -> None:
+        """Apply what `consume` returned as one batch (in the order Kafka gave it, so each
+        partition's order holds; a batch may span partitions)."""
+        raws: list[RawMessage] = []
+        fatal: KafkaError | None = None
+        for message in messages:
+            error = message.error()
+            if error is None:
+                raws.append(
+                    RawMessage(
+                        message.topic(),
+                        message.partition(),
+                        message.offset(),
+                        message.key(),
+                        message.value(),
+                        message.headers() or [],
+                    )
+                )
+            elif error.code() == KafkaError._PARTITION_EOF:
+                continue
+            elif error.fatal():
+                fatal = error
+                break  # apply what came before it, then stop
+            else:
+                log.warning("%s: %s", self.group_id, error)
+        if raws:
+            self.processor.receive_batch(raws)
+            for raw in raws:
+                self._next[(raw.topic, raw.partition)] = raw.offset + 1
+        if fatal is not None:
+            raise KafkaException(fatal)
 
     def _dead_letter(
         self, event: InboundEvent | None, raw: RawMessage, error: BaseException

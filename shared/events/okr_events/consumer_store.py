@@ -1,0 +1,279 @@
+"""A consuming context's own database: its handler's tables, its positions, applied versions.
+
+Every apply is ONE transaction holding the handler's writes, the applied aggregate versions
+and the positions (eventsourcing `Tracking` records, application_name ``"<topic>:<partition>"``,
+notification_id = offset + 1), so a crash never separates an effect from its position. A batch
+is one such transaction for many events: the round trips per transaction are paid once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import psycopg
+from eventsourcing.persistence import InfrastructureFactory, Tracking, TrackingRecorder
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteTrackingRecorder
+from eventsourcing.utils import Environment
+from psycopg.sql import SQL, Identifier
+
+from .codec import InboundEvent
+
+if TYPE_CHECKING:
+    from .consuming import RawMessage
+
+Dialect = Literal["sqlite", "postgres"]
+
+
+class Tx(Protocol):
+    """The handler's transaction. SQL uses ``:name`` parameters and runs unchanged on SQLite
+    and PostgreSQL (rewritten to ``%(name)s`` there); `dialect` is for the rare statement that
+    must differ."""
+
+    dialect: Dialect
+
+    def execute(self, statement: str, params: Mapping[str, Any] | None = None) -> list[Any]: ...
+
+    def executemany(self, statement: str, rows: Sequence[Mapping[str, Any]]) -> None: ...
+
+
+def position_name(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
+#: Most values in one ``IN (...)`` list (SQLite allows 32,766 variables; smaller lists keep
+#: statements cacheable and plans cheap).
+MAX_IN = 500
+
+
+def in_clause(values: Sequence[Any], name: str = "v") -> tuple[str, dict[str, Any]]:
+    """``"(:v0, :v1, ...)"`` and its parameters, for ``WHERE x IN <clause>`` on both dialects.
+    At most MAX_IN values: split longer lists with `chunks`."""
+    if not 0 < len(values) <= MAX_IN:
+        raise ValueError(f"an IN list takes 1 to {MAX_IN} values, not {len(values)}")
+    params = {f"{name}{i}": value for i, value in enumerate(values)}
+    return "(" + ", ".join(f":{key}" for key in params) + ")", params
+
+
+def chunks(values: Sequence[Any], size: int = MAX_IN) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+_PARAM = re.compile(r"(?<!:):(\w+)")
+APPLIED_TABLE = """CREATE TABLE IF NOT EXISTS consumer_applied_versions (
+    aggregate_id TEXT PRIMARY KEY, version INTEGER NOT NULL)"""
+SELECT_APPLIED = (
+    "SELECT aggregate_id, version FROM consumer_applied_versions WHERE aggregate_id IN "
+)
+DEAD_LETTERS_TABLE = """CREATE TABLE IF NOT EXISTS consumer_dead_letters (
+    topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
+    event_id TEXT, error TEXT NOT NULL, failed_at TEXT NOT NULL,
+    PRIMARY KEY (topic, partition, "offset"))"""
+INSERT_DEAD_LETTER = """INSERT INTO consumer_dead_letters
+    (topic, partition, "offset", event_id, error, failed_at)
+    VALUES (:topic, :partition, :offset, :event_id, :error, :failed_at)
+    ON CONFLICT DO NOTHING"""
+UPSERT_APPLIED = """INSERT INTO consumer_applied_versions (aggregate_id, version)
+    VALUES (:aggregate_id, :version)
+    ON CONFLICT (aggregate_id) DO UPDATE SET version = excluded.version"""
+
+
+@lru_cache(maxsize=1024)
+def _to_pyformat(statement: str) -> str:
+    # Cached: a batch runs the same few statements thousands of times.
+    return _PARAM.sub(r"%(\1)s", statement)
+
+
+def _is_query(statement: str) -> bool:
+    """Whether a statement returns rows (the library's SQLite cursor has no `description`)."""
+    head = statement.lstrip().split(None, 1)[0].upper()
+    return head in ("SELECT", "WITH", "VALUES") or " RETURNING " in statement.upper()
+
+
+class _Cursor:
+    """`Tx` over a library cursor (SQLite's wrapper or psycopg's)."""
+
+    def __init__(self, cursor: Any, dialect: Dialect) -> None:
+        self._cursor = cursor
+        self.dialect: Dialect = dialect
+        self._rewrite: Callable[[str], str] = _to_pyformat if dialect == "postgres" else str
+
+    def execute(self, statement: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+        self._cursor.execute(self._rewrite(statement), params or {})
+        if not _is_query(statement):
+            return []
+        return list(self._cursor.fetchall())
+
+    def executemany(self, statement: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        """One statement for many rows: psycopg 3 sends them in pipeline mode (one round trip
+        for all), SQLite steps one prepared statement."""
+        if not rows:
+            return
+        if len(rows) == 1:  # a pipeline's extra sync costs more than it saves for one row
+            self._cursor.execute(self._rewrite(statement), rows[0])
+            return
+        self._cursor.executemany(self._rewrite(statement), rows)
+
+
+Write = Callable[[Sequence[InboundEvent], Tx], None]
+
+
+class ConsumerStore(TrackingRecorder):
+    """A consuming context's database: its handler's tables, its positions, applied versions."""
+
+    def _tx(self) -> Any:
+        raise NotImplementedError
+
+    def setup(self, statements: Sequence[str]) -> None:
+        with self._tx() as tx:
+            for statement in [APPLIED_TABLE, DEAD_LETTERS_TABLE, *statements]:
+                tx.execute(statement)
+
+    def next_offset(self, topic: str, partition: int) -> int | None:
+        """Where to resume reading a partition (None: never read)."""
+        return self.max_tracking_id(position_name(topic, partition))
+
+    def apply_once(self, event: InboundEvent, write: Callable[[Tx], None]) -> bool:
+        """Run ``write`` for ``event`` unless its aggregate version was already applied; the
+        writes, the applied version and the position commit together. True if applied."""
+        return self.apply_batch([event], lambda _events, tx: write(tx)) == 1
+
+    def apply_batch(self, events: Sequence[InboundEvent], write: Write) -> int:
+        """Apply a batch in ONE transaction; returns how many events were fresh.
+
+        Fresh = its offset is not behind the stored position of its partition, and its
+        aggregate version is above the applied one (and above any earlier event of the same
+        aggregate in this batch). ``write(fresh, tx)`` gets the fresh events in order; then
+        the applied versions (one row per aggregate) and one `Tracking` per partition (its
+        highest offset + 1) are recorded in the same transaction. Events given must be in
+        offset order per partition; a batch may mix partitions and topics.
+        """
+        if not events:
+            return 0
+        ends: dict[tuple[str, int], int] = {}  # partition -> offset + 1 of its last event
+        for event in events:
+            tp = (event.topic, event.partition)
+            ends[tp] = max(ends.get(tp, 0), event.offset + 1)
+        keys = [str(event.aggregate_id) for event in events]  # str(UUID) is not free
+        with self._tx() as tx:
+            stored = {tp: self._max_tracking_id(position_name(*tp), tx._cursor) or 0 for tp in ends}
+            versions = self._applied_versions(tx, set(keys))
+            fresh: list[InboundEvent] = []
+            changed: dict[str, int] = {}
+            for event, key in zip(events, keys, strict=True):
+                if event.offset < stored[(event.topic, event.partition)]:
+                    continue  # behind the position: processed (or dead-lettered) before
+                applied = versions.get(key)
+                if applied is None or event.aggregate_version > applied:
+                    fresh.append(event)
+                    versions[key] = changed[key] = event.aggregate_version
+            if fresh:
+                write(fresh, tx)
+                rows = [{"aggregate_id": k, "version": v} for k, v in changed.items()]
+                tx.executemany(UPSERT_APPLIED, rows)
+            for tp, end in ends.items():
+                if end > stored[tp]:  # tracking ids must increase: the library checks
+                    self._track(tx, Tracking(position_name(*tp), end))
+        return len(fresh)
+
+    def _applied_versions(self, tx: _Cursor, aggregate_ids: set[str]) -> dict[str, int]:
+        """Applied versions of the given aggregates: one query per MAX_IN of them."""
+        versions: dict[str, int] = {}
+        for chunk in chunks(sorted(aggregate_ids)):
+            clause, params = in_clause(chunk, "a")
+            for row in tx.execute(SELECT_APPLIED + clause, params):
+                versions[row["aggregate_id"]] = row["version"]
+        return versions
+
+    def skip(self, topic: str, partition: int, offset: int) -> None:
+        """Move past a message without applying it (it went to the dead-letter topic)."""
+        self.insert_tracking(Tracking(position_name(topic, partition), offset + 1))
+
+    def record_dead_letter(
+        self, raw: RawMessage, event_id: str | None, error: BaseException
+    ) -> None:
+        """Park a message that was not applied (the processor then moves past it; a crash in
+        between parks it again, harmlessly)."""
+        row = {
+            "topic": raw.topic,
+            "partition": raw.partition,
+            "offset": raw.offset,
+            "event_id": event_id,
+            "error": f"{type(error).__name__}: {error}"[:2000],
+            "failed_at": datetime.now(UTC).isoformat(),
+        }
+        with self._tx() as tx:
+            tx.execute(INSERT_DEAD_LETTER, row)
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        rows = self.query(
+            'SELECT topic, partition, "offset", event_id, error, failed_at '
+            "FROM consumer_dead_letters ORDER BY failed_at"
+        )
+        return [dict(row) for row in rows]
+
+    def query(self, statement: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+        with self._tx() as tx:
+            return tx.execute(statement, params)
+
+    def _track(self, tx: _Cursor, tracking: Tracking) -> None:
+        self._insert_tracking(tx._cursor, tracking)
+
+    def _max_tracking_id(self, application_name: str, cursor: Any) -> int | None:
+        raise NotImplementedError  # the library's recorders below provide it
+
+
+class SQLiteConsumerStore(SQLiteTrackingRecorder, ConsumerStore):
+    @contextmanager
+    def _tx(self) -> Iterator[_Cursor]:
+        with self.datastore.transaction(commit=True) as cursor:
+            yield _Cursor(cursor, "sqlite")
+
+
+class PostgresConsumerStore(PostgresTrackingRecorder, ConsumerStore):
+    """Tables live in the datastore's schema (the consuming context's own)."""
+
+    @contextmanager
+    def _tx(self) -> Iterator[_Cursor]:
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute(
+                SQL("SET LOCAL search_path TO {}").format(Identifier(self.datastore.schema))
+            )
+            yield _Cursor(cursor, "postgres")
+
+
+def open_consumer_store(
+    name: str, *, postgres_conninfo: str | None = None, schema: str = "", sqlite_path: str = ""
+) -> ConsumerStore:
+    """The consuming context's store: a PostgreSQL schema of its own, or a SQLite file."""
+    if postgres_conninfo:
+        params = psycopg.conninfo.conninfo_to_dict(postgres_conninfo)
+        with psycopg.connect(postgres_conninfo, autocommit=True) as conn:
+            conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(schema)))
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_HOST": str(params.get("host", "127.0.0.1")),
+            "POSTGRES_PORT": str(params.get("port", 5432)),
+            "POSTGRES_DBNAME": str(params.get("dbname", "")),
+            "POSTGRES_USER": str(params.get("user", "")),
+            "POSTGRES_PASSWORD": str(params.get("password", "")),
+            "POSTGRES_SCHEMA": schema,
+            "POSTGRES_POOL_SIZE": "4",
+        }
+        cls: type[ConsumerStore] = PostgresConsumerStore
+    else:
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": sqlite_path,
+            "SQLITE_LOCK_TIMEOUT": "10",
+        }
+        cls = SQLiteConsumerStore
+    store = InfrastructureFactory.construct(Environment(name, env)).tracking_recorder(cls)
+    assert isinstance(store, ConsumerStore)
+    return store
