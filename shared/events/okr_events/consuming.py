@@ -176,6 +176,8 @@ class EventProcessor:
             return
         with self._batch_span(events) as span:
             failure = self._apply_batch(events, span)
+            if failure is not None:
+                span.record_exception(failure)
         if failure is None:
             return
         log.info(

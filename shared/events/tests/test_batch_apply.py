@@ -10,7 +10,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
 from batch_events import Recording, decoded, ledger_rows, numbered, poison, raw, streams
+from eventsourcing.persistence import IntegrityError
 from okr_events.codec import InboundEvent
 from okr_events.consuming import ConsumerStore, EventProcessor, PostgresConsumerStore, Tx
 from okr_events.ledger import Ledger, stream_digest
@@ -342,3 +344,17 @@ def test_a_batch_has_one_span_linked_to_each_event_and_one_event_its_own_span(
     assert single.parent is not None
     assert single.parent.span_id == first.get_span_context().span_id
     assert single.attributes["messaging.kafka.offset"] == 3
+
+
+def test_apply_batch_and_apply_once_on_events_behind_the_position(store: ConsumerStore) -> None:
+    a = uuid.uuid4()
+    store.setup(Ledger.create_statements)
+    events = [decoded(m) for m in numbered([(a, 1), (a, 2), (a, 3)])]
+    ledger = Ledger()
+    assert store.apply_batch(events, ledger.handle_batch) == 3
+    assert store.apply_batch(events, ledger.handle_batch) == 0  # a batch: counted, no error
+    with pytest.raises(IntegrityError):  # one event: refused by the position, as always
+        store.apply_once(events[1], lambda tx: ledger.handle(events[1], tx))
+    assert store.apply_once(decoded(raw(a, 4, 3)), lambda tx: None) is True
+    assert versions(store) == {str(a): [1, 2, 3]}  # the last write was a no-op
+    assert store.next_offset("t", 0) == 4

@@ -37,6 +37,12 @@ def live_consumer(
     return runner
 
 
+def applied(runner: KafkaConsumerRunner, events: int) -> None:
+    """Wait until the runner's store holds ``events`` events; its error if it stopped."""
+    wait_for(lambda: runner.error or applied_count(runner.store) == events, 60, "the consumer")
+    assert runner.error is None
+
+
 def positions(store: ConsumerStore, topic: str) -> list[int | None]:
     return [store.next_offset(topic, p) for p in range(3)]
 
@@ -71,7 +77,7 @@ def test_replay_equals_the_live_consumer_and_the_live_group_continues_after_it(
     live_store = pg_stores["live"]
     live = live_consumer(live_store, topic, kafka, batch_size=300)
     try:
-        wait_for(lambda: applied_count(live_store) == n, 60, "the live consumer")
+        applied(live, n)
         handler = live.processor.handler
         assert isinstance(handler, Recording)
         assert max(len(b) for b in handler.batches) <= 300
@@ -111,8 +117,8 @@ def test_replay_equals_the_live_consumer_and_the_live_group_continues_after_it(
         produce(kafka.bootstrap_servers, topic, later)
         follower = live_consumer(rebuilt, topic, kafka)
         try:
-            wait_for(lambda: applied_count(rebuilt) == n + 100, 60, "the follower")
-            wait_for(lambda: applied_count(live_store) == n + 100, 60, "the live consumer")
+            applied(follower, n + 100)
+            applied(live, n + 100)
             time.sleep(0.5)  # nothing else arrives
             p = follower.processor
             assert (p.applied, p.duplicates, p.dead_lettered) == (100, 0, 0)
