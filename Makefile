@@ -97,6 +97,7 @@ test: install infra-up lint ## lint, then every test with PostgreSQL and Kafka r
 bench: install infra-up ## benchmarks; figures into bench/results/latest.json
 	$(BIN)/python bench/bench_goals.py
 	$(BIN)/python bench/bench_backbone.py
+	$(BIN)/python bench/bench_notifier.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache
