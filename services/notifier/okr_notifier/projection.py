@@ -167,16 +167,20 @@ class NotifierProjection:
 # ---- queries the rules use ----------------------------------------------------------------------
 
 
+#: The columns facts_from_row reads: an objective with its cycle, threshold and confidence
+#: (the lowest of its active KRs'). Callers add columns after SELECT and a WHERE clause.
+OBJECTIVE_FACTS = """SELECT o.objective_id, o.org_id, o.title, o.status, o.visibility,
+    o.owner_ids, o.department_id, o.progress, c.start_date, c.end_date, g.threshold,
+    (SELECT MIN(k.confidence) FROM key_results k
+        WHERE k.objective_id = o.objective_id AND k.active = 1) AS confidence
+FROM objectives o
+LEFT JOIN cycles c ON c.cycle_id = o.cycle_id
+LEFT JOIN orgs g ON g.org_id = o.org_id"""
+
+
 def objective_facts(tx: Tx, objective_id: str) -> ObjectiveFacts | None:
     rows = tx.execute(
-        """SELECT o.objective_id, o.org_id, o.title, o.status, o.visibility, o.owner_ids,
-            o.department_id, o.progress, c.start_date, c.end_date, g.threshold,
-            (SELECT MIN(k.confidence) FROM key_results k
-                WHERE k.objective_id = o.objective_id AND k.active = 1) AS confidence
-        FROM objectives o
-        LEFT JOIN cycles c ON c.cycle_id = o.cycle_id
-        LEFT JOIN orgs g ON g.org_id = o.org_id
-        WHERE o.objective_id = :objective_id""",
+        OBJECTIVE_FACTS + " WHERE o.objective_id = :objective_id",
         {"objective_id": objective_id},
     )
     return facts_from_row(rows[0]) if rows else None

@@ -17,15 +17,7 @@ from .domain.directory import Directory
 from .domain.errors import NotFound
 from .domain.pace import expected_progress, is_behind, weighted_progress
 from .domain.rules import ObjectiveFacts
-from .projection import facts_from_row, load_directory, utc_text
-
-OBJECTIVE_FACTS = """SELECT o.objective_id, o.org_id, o.title, o.status, o.visibility,
-    o.owner_ids, o.department_id, o.progress, c.start_date, c.end_date, g.threshold,
-    (SELECT MIN(k.confidence) FROM key_results k
-        WHERE k.objective_id = o.objective_id AND k.active = 1) AS confidence
-FROM objectives o
-LEFT JOIN cycles c ON c.cycle_id = o.cycle_id
-LEFT JOIN orgs g ON g.org_id = o.org_id"""
+from .projection import OBJECTIVE_FACTS, facts_from_row, load_directory, utc_text
 
 
 class Reads:

@@ -23,22 +23,26 @@ from okr_events.notifier import ReminderSettings
 
 from .clock import Clock
 from .domain import rules
-from .projection import facts_from_row, load_directory, store_notices, utc_text
+from .projection import (
+    OBJECTIVE_FACTS,
+    facts_from_row,
+    load_directory,
+    store_notices,
+    utc_text,
+)
 
 log = logging.getLogger(__name__)
 
-DUE_FOLLOWS = """
-SELECT f.follow_id, f.follower_id, f.settings, f.since, m.time_zone,
-    o.objective_id, o.org_id, o.title, o.status, o.visibility, o.owner_ids, o.department_id,
-    o.progress, c.start_date, c.end_date, g.threshold,
-    (SELECT MIN(k.confidence) FROM key_results k
-        WHERE k.objective_id = o.objective_id AND k.active = 1) AS confidence
-FROM follows f
-JOIN objectives o ON o.objective_id = f.objective_id
+# Every active follow with its follower's time zone and the objective's facts.
+DUE_FOLLOWS = (
+    OBJECTIVE_FACTS.replace(
+        "SELECT ", "SELECT f.follow_id, f.follower_id, f.settings, f.since, m.time_zone, ", 1
+    )
+    + """
+JOIN follows f ON f.objective_id = o.objective_id
 JOIN members m ON m.org_id = f.org_id AND m.member_id = f.follower_id
-LEFT JOIN cycles c ON c.cycle_id = o.cycle_id
-LEFT JOIN orgs g ON g.org_id = o.org_id
 WHERE f.active = 1"""
+)
 
 
 def scheduled_time(check_time: str, time_zone: str, day_of: datetime) -> datetime:
