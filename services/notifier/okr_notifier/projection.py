@@ -19,6 +19,7 @@ from typing import Any
 
 from okr_events import execution, goals, notifier
 from okr_events.codec import InboundEvent
+from okr_events.consumer_store import chunks, in_clause
 from okr_events.consuming import Tx
 from okr_events.notifier import ReminderSettings
 
@@ -33,8 +34,10 @@ log = logging.getLogger(__name__)
 
 
 def utc_text(moment: datetime) -> str:
-    """UTC ISO-8601 with a fixed width, so stored times sort as text on both databases."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC ISO-8601 with a fixed width, so stored times sort as text on both databases.
+    (isoformat, not strftime: it is on the rebuild's hot path and about 3 times faster.)"""
+    utc = moment.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 @dataclass
@@ -45,47 +48,67 @@ class _Batch:
     kr_updates: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     objective_progress: dict[str, dict[str, Any]] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: KR targets known in this batch; a history row of a KR not among them waits in
+    #: `untargeted` until flush reads them all at once.
     targets: dict[tuple[str, str], float | None] = field(default_factory=dict)
+    untargeted: list[dict[str, Any]] = field(default_factory=list)
     directories: dict[str, Directory] = field(default_factory=dict)
 
     def flush(self) -> None:
-        if self.kr_updates:
-            self.tx.executemany(
-                """UPDATE key_results SET current_value = :current, progress = :progress,
-                    confidence = :confidence, risk = :risk
-                WHERE objective_id = :objective_id AND kr_id = :kr_id""",
-                list(self.kr_updates.values()),
-            )
-            self.kr_updates.clear()
-        if self.objective_progress:
-            self.tx.executemany(
-                """UPDATE objectives SET progress = :progress, updated_at = :at
-                WHERE objective_id = :objective_id""",
-                list(self.objective_progress.values()),
-            )
-            self.objective_progress.clear()
-        if self.history:
-            self.tx.executemany(INSERT_HISTORY, self.history)
-            self.history.clear()
+        self._fill_targets()
+        self.tx.update_many("key_results", KR_KEYS, KR_VALUES, list(self.kr_updates.values()))
+        self.kr_updates.clear()
+        self.tx.update_many(
+            "objectives",
+            ("objective_id",),
+            ("progress", "updated_at"),
+            list(self.objective_progress.values()),
+        )
+        self.objective_progress.clear()
+        self.tx.insert_many(
+            "progress_history",
+            HISTORY_COLUMNS,
+            self.history,
+            on_conflict="ON CONFLICT (objective_id, kr_id, version) DO NOTHING",
+        )
+        self.history.clear()
 
-    def target(self, objective_id: str, kr_id: str) -> float | None:
-        key = (objective_id, kr_id)
-        if key not in self.targets:
-            rows = self.tx.execute(
-                "SELECT target FROM key_results WHERE objective_id = :o AND kr_id = :k",
-                {"o": objective_id, "k": kr_id},
-            )
-            self.targets[key] = rows[0]["target"] if rows else None
-        return self.targets[key]
+    def kr_history(self, row: dict[str, Any]) -> None:
+        """Add a check-in's KR row; its ``target`` is the KR's as of the row."""
+        target = self.targets.get((row["objective_id"], row["kr_id"]), _UNKNOWN)
+        if target is _UNKNOWN:
+            self.untargeted.append(row)
+        else:
+            row["target"] = target
+        self.history.append(row)
+
+    def _fill_targets(self) -> None:
+        """The targets of the rows in `untargeted`, read with one query per MAX_IN objectives
+        (before any write of this flush, so they are the targets as of those rows)."""
+        if not self.untargeted:
+            return
+        objectives = sorted({row["objective_id"] for row in self.untargeted})
+        for chunk in chunks(objectives):
+            clause, params = in_clause(chunk, "o")
+            for kr in self.tx.execute(
+                "SELECT objective_id, kr_id, target FROM key_results WHERE objective_id IN "
+                + clause,
+                params,
+            ):
+                self.targets.setdefault((kr["objective_id"], kr["kr_id"]), kr["target"])
+        for row in self.untargeted:
+            row["target"] = self.targets.get((row["objective_id"], row["kr_id"]))
+        self.untargeted.clear()
 
 
-INSERT_HISTORY = """INSERT INTO progress_history (objective_id, kr_id, version, at, actor,
-        source, check_in_id, value_before, value_after, target, progress_before,
-        progress_after, confidence_before, confidence_after, risk_after, note)
-    VALUES (:objective_id, :kr_id, :version, :at, :actor, :source, :check_in_id,
-        :value_before, :value_after, :target, :progress_before, :progress_after,
-        :confidence_before, :confidence_after, :risk_after, :note)
-    ON CONFLICT (objective_id, kr_id, version) DO NOTHING"""
+_UNKNOWN: Any = object()
+KR_KEYS = ("objective_id", "kr_id")
+KR_VALUES = ("current_value", "progress", "confidence", "risk")
+HISTORY_COLUMNS = (
+    "objective_id", "kr_id", "version", "at", "actor", "source", "check_in_id",
+    "value_before", "value_after", "target", "progress_before", "progress_after",
+    "confidence_before", "confidence_after", "risk_after", "note",
+)  # fmt: skip
 
 Applier = Callable[["NotifierProjection", Any, InboundEvent, _Batch], None]
 _APPLIERS: dict[type[Any], Applier] = {}
@@ -421,7 +444,6 @@ _OBJECTIVE_COLUMNS = ("title", "level", "visibility", "weight", "department_id")
 
 @applies(goals.ObjectiveEdited)
 def _objective_edited(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch) -> None:
-    b.flush()
     changes = {k: v for k, v in c.changes.items() if k in _OBJECTIVE_COLUMNS}
     if changes:
         assignments = ", ".join(f"{column} = :{column}" for column in changes)
@@ -440,7 +462,7 @@ def _objective_edited(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch)
 
 @applies(goals.KeyResultAdded)
 def _kr_added(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch) -> None:
-    b.flush()
+    # No flush: a new KR has no pending update, and the recomputation overlays the pending.
     objective_id = str(c.aggregate_id)
     progress = (
         (1.0 if c.current else 0.0)
@@ -483,7 +505,6 @@ _KR_COLUMNS = {"title": "title", "weight": "weight", "unit_label": "unit_label"}
 
 @applies(goals.KeyResultEdited)
 def _kr_edited(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch) -> None:
-    b.flush()
     objective_id = str(c.aggregate_id)
     changes = {_KR_COLUMNS[k]: v for k, v in c.changes.items() if k in _KR_COLUMNS}
     if changes:
@@ -610,7 +631,7 @@ def _check_in(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch) -> None
     b.kr_updates[(objective_id, c.kr_id)] = {
         "objective_id": objective_id,
         "kr_id": c.kr_id,
-        "current": after.current,
+        "current_value": after.current,
         "progress": after.progress,
         "confidence": after.confidence,
         "risk": after.risk,
@@ -618,7 +639,7 @@ def _check_in(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch) -> None
     b.objective_progress[objective_id] = {
         "objective_id": objective_id,
         "progress": c.objective_progress_after,
-        "at": at,
+        "updated_at": at,
     }
     common = {
         "objective_id": objective_id,
@@ -629,13 +650,12 @@ def _check_in(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch) -> None
         "check_in_id": c.check_in_id,
         "note": c.note,
     }
-    b.history.append(
+    b.kr_history(
         {
             **common,
             "kr_id": c.kr_id,
             "value_before": before.current,
             "value_after": after.current,
-            "target": b.target(objective_id, c.kr_id),
             "progress_before": before.progress,
             "progress_after": after.progress,
             "confidence_before": before.confidence,
@@ -699,7 +719,6 @@ _OBJECTIVE_STATUS = {
 
 @applies(*_OBJECTIVE_STATUS)
 def _objective_moved(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch) -> None:
-    b.flush()
     status = _OBJECTIVE_STATUS[type(c)]
     objective_id = str(c.aggregate_id)
     b.tx.execute(
@@ -842,25 +861,35 @@ def history_row(
 
 
 def objective_progress_changed(b: _Batch, c: Any, source: str) -> None:
-    """Recompute an objective's progress from its active KRs after a structural change."""
+    """Recompute an objective's progress from its active KRs after a structural change.
+
+    Reads the KRs as stored and overlays the batch's pending check-ins (no flush: a rebuild
+    adds thousands of KRs per batch, and each flush would be a few round trips more)."""
     objective_id = str(c.aggregate_id)
-    b.flush()
     rows = b.tx.execute(
-        """SELECT o.progress AS before, k.weight, k.progress FROM objectives o
+        """SELECT o.progress AS before, k.kr_id, k.weight, k.progress FROM objectives o
         LEFT JOIN key_results k ON k.objective_id = o.objective_id AND k.active = 1
         WHERE o.objective_id = :objective_id""",
         {"objective_id": objective_id},
     )
     if not rows:
         return
-    before = rows[0]["before"]
+    pending = b.objective_progress.get(objective_id)
+    before = pending["progress"] if pending else rows[0]["before"]
     after = weighted_progress(
-        (row["weight"], row["progress"]) for row in rows if row["weight"] is not None
+        (row["weight"], _pending_progress(b, objective_id, row["kr_id"], row["progress"]))
+        for row in rows
+        if row["weight"] is not None
     )
     b.objective_progress[objective_id] = {
         "objective_id": objective_id,
         "progress": after,
-        "at": utc_text(c.occurred_at),
+        "updated_at": utc_text(c.occurred_at),
     }
     if after != before:
         history_row(b, c, "", source, None, None, None, before, after)
+
+
+def _pending_progress(b: _Batch, objective_id: str, kr_id: str, stored: float) -> float:
+    update = b.kr_updates.get((objective_id, kr_id))
+    return update["progress"] if update else stored

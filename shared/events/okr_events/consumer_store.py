@@ -9,6 +9,7 @@ is one such transaction for many events: the round trips per transaction are pai
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -40,6 +41,23 @@ class Tx(Protocol):
     def execute(self, statement: str, params: Mapping[str, Any] | None = None) -> list[Any]: ...
 
     def executemany(self, statement: str, rows: Sequence[Mapping[str, Any]]) -> None: ...
+
+    def insert_many(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        on_conflict: str = "",
+    ) -> None: ...
+
+    def update_many(
+        self,
+        table: str,
+        keys: Sequence[str],
+        columns: Sequence[str],
+        rows: Sequence[Mapping[str, Any]],
+    ) -> None: ...
 
 
 def position_name(topic: str, partition: int) -> str:
@@ -79,9 +97,11 @@ INSERT_DEAD_LETTER = """INSERT INTO consumer_dead_letters
     (topic, partition, "offset", event_id, error, failed_at)
     VALUES (:topic, :partition, :offset, :event_id, :error, :failed_at)
     ON CONFLICT DO NOTHING"""
-UPSERT_APPLIED = """INSERT INTO consumer_applied_versions (aggregate_id, version)
-    VALUES (:aggregate_id, :version)
-    ON CONFLICT (aggregate_id) DO UPDATE SET version = excluded.version"""
+APPLIED_CONFLICT = "ON CONFLICT (aggregate_id) DO UPDATE SET version = excluded.version"
+
+#: From this many rows on, insert_many and update_many go through COPY on PostgreSQL (below,
+#: one pipelined statement per row costs less than the staging table's extra statements).
+COPY_FROM_ROWS = 64
 
 
 @lru_cache(maxsize=1024)
@@ -119,6 +139,68 @@ class _Cursor:
             self._cursor.execute(self._rewrite(statement), rows[0])
             return
         self._cursor.executemany(self._rewrite(statement), rows)
+
+    def insert_many(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        on_conflict: str = "",
+    ) -> None:
+        """``INSERT INTO table (columns) ... on_conflict`` for every row (dicts by column).
+        Table and column names are the code's own, never input."""
+        if not rows:
+            return
+        if self.dialect == "postgres" and len(rows) >= COPY_FROM_ROWS:
+            stage = self._staged(table, columns, rows)
+            self._cursor.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) "
+                f"SELECT {', '.join(columns)} FROM {stage} {on_conflict}"
+            )
+            return
+        values = ", ".join(f":{column}" for column in columns)
+        self.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values}) {on_conflict}", rows
+        )
+
+    def update_many(
+        self,
+        table: str,
+        keys: Sequence[str],
+        columns: Sequence[str],
+        rows: Sequence[Mapping[str, Any]],
+    ) -> None:
+        """``UPDATE table SET columns WHERE keys`` for every row (dicts by column). A row
+        whose keys match nothing changes nothing; keys should be unique among the rows."""
+        if not rows:
+            return
+        if self.dialect == "postgres" and len(rows) >= COPY_FROM_ROWS:
+            stage = self._staged(table, [*keys, *columns], rows)
+            assignments = ", ".join(f"{column} = s.{column}" for column in columns)
+            matches = " AND ".join(f"t.{key} = s.{key}" for key in keys)
+            self._cursor.execute(
+                f"UPDATE {table} AS t SET {assignments} FROM {stage} AS s WHERE {matches}"
+            )
+            return
+        assignments = ", ".join(f"{column} = :{column}" for column in columns)
+        matches = " AND ".join(f"{key} = :{key}" for key in keys)
+        self.executemany(f"UPDATE {table} SET {assignments} WHERE {matches}", rows)
+
+    def _staged(self, table: str, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
+        """COPY the rows into a temporary table shaped like ``table``'s ``columns``, emptied
+        at commit; its name. COPY sends every row in one stream, parsed by the server in
+        bulk: measured about twice as fast as pipelined INSERTs for thousands of rows."""
+        stage = f"stage_{table}_{zlib.crc32(','.join(columns).encode()):08x}"
+        names = ", ".join(columns)
+        self._cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
+            f"SELECT {names} FROM {table} WITH NO DATA"
+        )
+        with self._cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row[column] for column in columns])
+        return stage
 
 
 Write = Callable[[Sequence[InboundEvent], Tx], None]
@@ -186,7 +268,12 @@ class ConsumerStore(TrackingRecorder):
             if fresh:
                 write(fresh, tx)
                 rows = [{"aggregate_id": k, "version": v} for k, v in changed.items()]
-                tx.executemany(UPSERT_APPLIED, rows)
+                tx.insert_many(
+                    "consumer_applied_versions",
+                    ("aggregate_id", "version"),
+                    rows,
+                    on_conflict=APPLIED_CONFLICT,
+                )
             for tp, end in ends.items():
                 if end > stored[tp]:  # tracking ids must increase: the library checks
                     self._track(tx, Tracking(position_name(*tp), end))
