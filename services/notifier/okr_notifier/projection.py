@@ -52,7 +52,7 @@ class _Batch:
     #: `untargeted` until flush reads them all at once.
     targets: dict[tuple[str, str], float | None] = field(default_factory=dict)
     untargeted: list[dict[str, Any]] = field(default_factory=list)
-    directories: dict[str, Directory] = field(default_factory=dict)
+    orgs_changed: set[str] = field(default_factory=set)  # their directory changed here
 
     def flush(self) -> None:
         self._fill_targets()
@@ -138,6 +138,7 @@ class NotifierProjection:
         self.create_statements = schema.statements(dialect)
         self.rules_enabled = rules_enabled
         self.on_notified = on_notified or (lambda: None)
+        self._directories: dict[str, tuple[int, Directory]] = {}
 
     def handle(self, event: InboundEvent, tx: Tx) -> None:
         self.handle_batch([event], tx)
@@ -153,38 +154,64 @@ class NotifierProjection:
     # ---- rules --------------------------------------------------------------------------------
 
     def remind(
-        self, batch: _Batch, objective_id: str, change: Change | None, event: InboundEvent
+        self,
+        batch: _Batch,
+        objective_id: str,
+        change: Change | None,
+        event: InboundEvent,
+        *,
+        then: Callable[[ObjectiveFacts], Change | None] | None = None,
     ) -> None:
-        """Tell the objective's followers about ``change`` (not while rebuilding)."""
-        if not self.rules_enabled or change is None:
+        """Tell the objective's followers about ``change`` and about what ``then`` makes of
+        the objective's facts after it (a check-in's progress warning): one read of the
+        facts, followers and directory for both. Silent while rebuilding."""
+        if not self.rules_enabled or (change is None and then is None):
             return
         batch.flush()
-        facts = objective_facts(batch.tx, objective_id)
-        if facts is None:
+        found = objective_facts(batch.tx, objective_id)
+        if found is None:
             return
+        facts, org_version = found
         followers = followers_of(batch.tx, objective_id)
         if not followers:
             return
-        directory = batch.directories.get(facts.org_id)
-        if directory is None:
-            directory = batch.directories[facts.org_id] = load_directory(batch.tx, facts.org_id)
+        changes = [change, then(facts) if then else None]
+        directory = self.directory(batch, facts.org_id, org_version)
         actor = event.contract.actor
-        change = Change(
-            change.rule,
-            change.message_key,
-            {"actor_name": member_name(directory, actor), **change.params},
-        )
-        notices = rules.notices_for(
-            change,
-            objective=facts,
-            followers=followers,
-            directory=directory,
-            fact_id=event.event_id,
-            actor=actor,
-        )
+        notices = [
+            notice
+            for each in changes
+            if each is not None
+            for notice in rules.notices_for(
+                Change(
+                    each.rule,
+                    each.message_key,
+                    {"actor_name": member_name(directory, actor), **each.params},
+                ),
+                objective=facts,
+                followers=followers,
+                directory=directory,
+                fact_id=event.event_id,
+                actor=actor,
+            )
+        ]
         created = utc_text(event.contract.occurred_at)
         if store_notices(batch.tx, notices, created):
-            self.on_notified()
+            batch.tx.after_commit(self.on_notified)  # a woken reader must see the rows
+
+    def directory(self, batch: _Batch, org_id: str, org_version: int | None) -> Directory:
+        """The org's members and departments, cached across batches while the org's applied
+        version is unchanged: the version, not invalidation by this process's appliers,
+        because another replica may apply the org's partition. Within a batch the applied
+        versions are written at its end, so an org changed in this batch is read afresh."""
+        cached = self._directories.get(org_id)
+        fresh = org_id not in batch.orgs_changed
+        if fresh and cached is not None and cached[0] == org_version:
+            return cached[1]
+        directory = load_directory(batch.tx, org_id)
+        if fresh and org_version is not None:
+            self._directories[org_id] = (org_version, directory)
+        return directory
 
 
 # ---- queries the rules use ----------------------------------------------------------------------
@@ -201,12 +228,22 @@ LEFT JOIN cycles c ON c.cycle_id = o.cycle_id
 LEFT JOIN orgs g ON g.org_id = o.org_id"""
 
 
-def objective_facts(tx: Tx, objective_id: str) -> ObjectiveFacts | None:
+#: The facts, and the applied version of the objective's organisation (what its directory
+#: is as of: the directory cache's key).
+_FACTS_FOR_RULES = OBJECTIVE_FACTS.replace(
+    "SELECT ",
+    """SELECT (SELECT a.version FROM consumer_applied_versions a
+        WHERE a.aggregate_id = o.org_id) AS org_version, """,
+    1,
+)
+
+
+def objective_facts(tx: Tx, objective_id: str) -> tuple[ObjectiveFacts, int | None] | None:
     rows = tx.execute(
-        OBJECTIVE_FACTS + " WHERE o.objective_id = :objective_id",
+        _FACTS_FOR_RULES + " WHERE o.objective_id = :objective_id",
         {"objective_id": objective_id},
     )
-    return facts_from_row(rows[0]) if rows else None
+    return (facts_from_row(rows[0]), rows[0]["org_version"]) if rows else None
 
 
 def facts_from_row(row: Any) -> ObjectiveFacts:
@@ -319,7 +356,7 @@ def _settings_changed(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch)
 
 @applies(goals.DepartmentAdded)
 def _department_added(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch) -> None:
-    b.directories.pop(str(c.aggregate_id), None)
+    b.orgs_changed.add(str(c.aggregate_id))
     b.tx.execute(
         """INSERT INTO departments (org_id, department_id, name, parent_id)
         VALUES (:org_id, :department_id, :name, :parent_id)
@@ -336,7 +373,7 @@ def _department_added(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch)
 
 @applies(goals.MemberAdded)
 def _member_added(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch) -> None:
-    b.directories.pop(str(c.aggregate_id), None)
+    b.orgs_changed.add(str(c.aggregate_id))
     b.tx.execute(
         """INSERT INTO members (org_id, member_id, name, department_id, manager_id, time_zone,
             roles, active)
@@ -361,7 +398,7 @@ _MEMBER_COLUMNS = ("name", "department_id", "manager_id", "time_zone", "roles", 
 
 @applies(goals.MemberUpdated)
 def _member_updated(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch) -> None:
-    b.directories.pop(str(c.aggregate_id), None)
+    b.orgs_changed.add(str(c.aggregate_id))
     changes = {k: v for k, v in c.changes.items() if k in _MEMBER_COLUMNS}
     if "roles" in changes:
         changes["roles"] = json.dumps(sorted(changes["roles"]))
@@ -699,10 +736,8 @@ def _check_in(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch) -> None
             },
         ),
         e,
+        then=lambda facts: rules.progress_warning(facts, c.occurred_at),
     )
-    facts = objective_facts(b.tx, objective_id)
-    if facts is not None:
-        p.remind(b, objective_id, rules.progress_warning(facts, c.occurred_at), e)
 
 
 _OBJECTIVE_STATUS = {

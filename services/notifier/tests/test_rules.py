@@ -159,3 +159,29 @@ def test_settings_are_validated(sqlite_suite: Suite):
         headers=suite.h("mengbo"),
     )
     assert r.status_code == 200 and r.json()["settings"]["check_time"] == "09:30"
+
+
+def test_the_cached_directory_follows_changes_to_the_organisation(suite: Suite):
+    """The rules cache an organisation's directory by its applied version: a member added,
+    or renamed, after it was cached is seen by the next notification."""
+    objective = shared_objective(suite)
+    suite.follow("mengbo", objective["id"])
+    suite.check_in("bailu", objective, current=10)  # the directory is cached now
+    r = suite.client.post(
+        "/directory/members",
+        json={"id": "xiaoman", "name": "小满", "department_id": "cs"},
+        headers=suite.org.admin,
+    )
+    assert r.status_code == 201, r.text
+    r = suite.client.patch(
+        "/directory/members/bailu", json={"name": "白露露"}, headers=suite.org.admin
+    )
+    assert r.status_code == 200, r.text
+    suite.settle()
+    suite.follow("xiaoman", objective["id"])
+    suite.check_in("bailu", objective, current=20)
+
+    [notice] = suite.inbox("xiaoman")["items"]
+    assert notice["params"]["actor_name"] == "白露露"
+    latest = suite.inbox("mengbo")["items"][0]
+    assert latest["params"]["value_after"] == 20 and latest["params"]["actor_name"] == "白露露"

@@ -8,6 +8,7 @@ is one such transaction for many events: the round trips per transaction are pai
 
 from __future__ import annotations
 
+import logging
 import re
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from .consuming import RawMessage
 
 Dialect = Literal["sqlite", "postgres"]
+log = logging.getLogger(__name__)
 
 
 class Tx(Protocol):
@@ -58,6 +60,8 @@ class Tx(Protocol):
         columns: Sequence[str],
         rows: Sequence[Mapping[str, Any]],
     ) -> None: ...
+
+    def after_commit(self, callback: Callable[[], None]) -> None: ...
 
 
 def position_name(topic: str, partition: int) -> str:
@@ -123,6 +127,20 @@ class _Cursor:
         self._cursor = cursor
         self.dialect: Dialect = dialect
         self._rewrite: Callable[[str], str] = _to_pyformat if dialect == "postgres" else str
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once this transaction has committed (never if it rolls back):
+        e.g. to wake a worker that reads what the transaction wrote."""
+        self._after_commit.append(callback)
+
+    def committed(self) -> None:
+        for callback in self._after_commit:
+            try:
+                callback()
+            except Exception:  # the commit stands: a failing callback must not undo the apply
+                log.exception("after-commit callback %r failed", callback)
+        self._after_commit.clear()
 
     def execute(self, statement: str, params: Mapping[str, Any] | None = None) -> list[Any]:
         self._cursor.execute(self._rewrite(statement), params or {})
@@ -330,7 +348,9 @@ class SQLiteConsumerStore(SQLiteTrackingRecorder, ConsumerStore):
     @contextmanager
     def _tx(self) -> Iterator[_Cursor]:
         with self.datastore.transaction(commit=True) as cursor:
-            yield _Cursor(cursor, "sqlite")
+            tx = _Cursor(cursor, "sqlite")
+            yield tx
+        tx.committed()
 
 
 class PostgresConsumerStore(PostgresTrackingRecorder, ConsumerStore):
@@ -342,7 +362,9 @@ class PostgresConsumerStore(PostgresTrackingRecorder, ConsumerStore):
             cursor.execute(
                 SQL("SET LOCAL search_path TO {}").format(Identifier(self.datastore.schema))
             )
-            yield _Cursor(cursor, "postgres")
+            tx = _Cursor(cursor, "postgres")
+            yield tx
+        tx.committed()
 
 
 def open_consumer_store(
