@@ -130,9 +130,11 @@ goals_env() {
 # The notifier's settings in the stack: PostgreSQL (its own schema `notifier`, which
 # pair_with_kafka resets; a small pool), the stack's secret (the goals API's, so one token works
 # for both) and a fake clock (development: PUT /admin/clock by an admin travels to tomorrow's
-# daily check; the scheduler ticks every 5 s so the travel is seen within seconds).
+# daily check; the scheduler ticks every 5 s so the travel is seen within seconds) and webhooks
+# allowed to call http:// and private addresses (a receiver on this machine; off elsewhere).
 # Exported NOTIFIER_POSTGRES_* (except the schema), NOTIFIER_FAKE_CLOCK,
-# NOTIFIER_SCHEDULER_TICK_SECONDS and NOTIFIER_POSTGRES_POOL_SIZE values win.
+# NOTIFIER_SCHEDULER_TICK_SECONDS, NOTIFIER_POSTGRES_POOL_SIZE and
+# NOTIFIER_WEBHOOK_ALLOW_PRIVATE_TARGETS values win.
 notifier_env() {
   echo "NOTIFIER_PERSISTENCE=postgres"
   echo "NOTIFIER_JWT_SECRET=$(cat "$SECRET_FILE")"
@@ -145,6 +147,7 @@ notifier_env() {
   echo "NOTIFIER_POSTGRES_POOL_SIZE=${NOTIFIER_POSTGRES_POOL_SIZE:-2}"
   echo "NOTIFIER_FAKE_CLOCK=${NOTIFIER_FAKE_CLOCK:-true}"
   echo "NOTIFIER_SCHEDULER_TICK_SECONDS=${NOTIFIER_SCHEDULER_TICK_SECONDS:-5}"
+  echo "NOTIFIER_WEBHOOK_ALLOW_PRIVATE_TARGETS=${NOTIFIER_WEBHOOK_ALLOW_PRIVATE_TARGETS:-true}"
 }
 
 ledger_env() {

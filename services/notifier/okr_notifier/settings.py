@@ -54,6 +54,9 @@ class NotifierSettings(BaseSettings):
     webhook_backoff_seconds: float = 2.0  # first retry after this, doubling each time
     webhook_timeout_seconds: float = 5.0
     webhook_poll_seconds: float = 0.5
+    # The SSRF guard off: webhooks may call http:// and private, loopback, link-local ...
+    # addresses. Tests and the local stack only (their receivers listen on 127.0.0.1).
+    webhook_allow_private_targets: bool = False
 
     @property
     def embedded(self) -> bool:

@@ -1,5 +1,7 @@
 """A test kit for the notifier: settings on SQLite or PostgreSQL, with the goals test kit's
-JWT secret so one token works for both contexts."""
+JWT secret so one token works for both contexts, and webhooks allowed to call private addresses
+(the tests' webhook receivers listen on 127.0.0.1; pass webhook_allow_private_targets=False to
+test the SSRF guard)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ def sqlite_settings(tmp_path: Path, **overrides: object) -> NotifierSettings:
         data_dir=tmp_path / "notifier",
         jwt_secret=JWT_SECRET,
         scheduler_enabled=False,
-        **overrides,  # type: ignore[arg-type]
+        **({"webhook_allow_private_targets": True} | overrides),  # type: ignore[arg-type]
     )
 
 
@@ -34,5 +36,5 @@ def postgres_settings(dsn: str, schema: str, **overrides: object) -> NotifierSet
         postgres_pool_size=3,
         jwt_secret=JWT_SECRET,
         scheduler_enabled=False,
-        **overrides,  # type: ignore[arg-type]
+        **({"webhook_allow_private_targets": True} | overrides),  # type: ignore[arg-type]
     )

@@ -15,7 +15,9 @@ from .auth import Principal
 from .domain.errors import Forbidden, InvalidInput, NotFound
 from .webhooks import (
     Scope,
+    UnsafeTarget,
     Webhook,
+    check_target,
     delete_webhook,
     get_delivery,
     get_webhook,
@@ -48,7 +50,11 @@ class WebhookService(Protocol):
 class WebhookIn(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    url: str = Field(description="http(s) URL the notifications are POSTed to")
+    url: str = Field(
+        description="https URL the notifications are POSTed to; its host must resolve to "
+        "public addresses only (http:// and private addresses only when "
+        "NOTIFIER_WEBHOOK_ALLOW_PRIVATE_TARGETS is set)"
+    )
     secret: str = Field(
         description=f"HMAC-SHA256 key of X-OKR-Signature ({MIN_SECRET} to {MAX_SECRET} characters)"
     )
@@ -134,6 +140,16 @@ def check_url(url: str) -> str:
     return url
 
 
+def check_safe_target(url: str, allow_private_targets: bool) -> str:
+    """The SSRF guard (webhooks.check_target): https, no user name or password, and a host that
+    resolves to public addresses only, unless private targets are allowed."""
+    try:
+        check_target(url, allow_private_targets=allow_private_targets)
+    except UnsafeTarget as error:
+        raise InvalidInput(error.reason, field="url", code=error.code) from None
+    return url
+
+
 def check_secret(secret: str) -> str:
     if not MIN_SECRET <= len(secret) <= MAX_SECRET:
         raise InvalidInput(
@@ -170,6 +186,8 @@ def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter
     def put(scope: Scope, body: WebhookIn, authorization: str | None) -> WebhookOut:
         service, org_id, owner_id = owner(authorization, scope)
         url, secret = check_url(body.url), check_secret(body.secret)
+        # Last, as it resolves the host (a DNS lookup); a refusal stores nothing.
+        check_safe_target(url, bool(service.settings.webhook_allow_private_targets))
         at = utc_text(service.clock.now())
         return WebhookOut.of(save_webhook(service.store, org_id, scope, owner_id, url, secret, at))
 

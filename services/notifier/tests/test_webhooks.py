@@ -1,13 +1,17 @@
 """Outgoing webhooks: signing and retries against a local HTTP receiver, two replicas on
-PostgreSQL delivering each notification once, and the API that shows failures.
+PostgreSQL delivering each notification once, the API that shows failures, and the SSRF guard.
 
-The clock is frozen: a retry becomes due when the test advances the clock, never by sleeping."""
+The clock is frozen: a retry becomes due when the test advances the clock, never by sleeping.
+The local receiver listens on 127.0.0.1, so `settings()` allows private targets; the guard's
+tests turn that off and fake DNS (`dns`): no test resolves a name on the network."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
+import socket
 import threading
 import time
 import uuid
@@ -20,7 +24,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from okr_notifier import schema
+from okr_notifier import schema, webhooks
 from okr_notifier.auth import AuthenticationError, Principal
 from okr_notifier.clock import FakeClock
 from okr_notifier.domain.errors import NotFound
@@ -30,7 +34,9 @@ from okr_notifier.webhook_api import build_webhook_router
 from okr_notifier.webhooks import (
     WEBHOOK_STATEMENTS,
     DeliveryWorker,
+    UnsafeTarget,
     enqueue_deliveries,
+    guarded_client,
     save_webhook,
     sign,
     utc_text,
@@ -170,6 +176,7 @@ def settings(**overrides: Any) -> NotifierSettings:
         "webhook_backoff_seconds": 2.0,
         "webhook_timeout_seconds": 0.3,
         "webhook_poll_seconds": 0.05,
+        "webhook_allow_private_targets": True,  # the receiver is on 127.0.0.1
     }
     return NotifierSettings(**(values | overrides))
 
@@ -638,3 +645,251 @@ def test_only_admins_manage_the_org_webhook_and_see_its_deliveries(
     )
     retried = client.post(f"/webhooks/org/deliveries/{ids[0]}/retry", headers=ADMIN)
     assert retried.json()["status"] == "pending"
+
+
+# ---- the SSRF guard -----------------------------------------------------------------------------
+
+PUBLIC_V4 = "93.184.215.14"
+PUBLIC_V6 = "2606:2800:21f:cb07:6820:80da:af6b:8b2c"
+
+
+@dataclass
+class FakeDNS:
+    """Names resolve to what ``names`` says; anything else only in its numeric forms
+    (127.0.0.1, 2130706433, [::1] ...: never a lookup on the network)."""
+
+    names: dict[str, list[str]]
+    lookups: list[str] = field(default_factory=list)
+
+    def resolve(self, host: str, port: int) -> list[Any]:
+        self.lookups.append(host)
+        if host in self.names:
+            return [ipaddress.ip_address(a) for a in self.names[host]]
+        infos = socket.getaddrinfo(host, port, flags=socket.AI_NUMERICHOST)
+        return list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
+
+
+@pytest.fixture
+def dns(monkeypatch: pytest.MonkeyPatch) -> FakeDNS:
+    fake = FakeDNS(
+        {
+            "hooks.example.com": [PUBLIC_V4, PUBLIC_V6],
+            "xn--bcher-kva.example": [PUBLIC_V4],  # bücher.example, as IDNA
+            "localhost": ["127.0.0.1", "::1"],
+            "metadata.example.com": ["169.254.169.254"],
+            "intranet.example.com": ["10.1.2.3"],
+            "mixed.example.com": [PUBLIC_V4, "192.168.1.10"],
+        }
+    )
+    monkeypatch.setattr(webhooks, "resolve_host", fake.resolve)
+    return fake
+
+
+def guarded(store: Any, clock: FakeClock | None = None) -> TestClient:
+    """The API with the guard on (the default outside tests and the local stack)."""
+    guard_on = settings(webhook_allow_private_targets=False)
+    return api_client(FakeService(store, guard_on, clock or FakeClock(START)))
+
+
+GOOD = {"url": "https://hooks.example.com/okr", "secret": SECRET}
+INVALID, FORBIDDEN = "invalid_input", "webhook_target_forbidden"
+
+
+@pytest.mark.parametrize(
+    ("url", "code", "detail"),
+    [
+        ("http://hooks.example.com/okr", INVALID, "the URL must start with https://"),
+        ("https://me:pw@hooks.example.com/", INVALID, "must not contain a user name"),
+        ("https://me@hooks.example.com/", INVALID, "must not contain a user name"),
+        ("https://nowhere.example.com/", INVALID, "nowhere.example.com does not resolve"),
+        ("https://127.000.000.001/", INVALID, "the URL is malformed"),
+        ("https://127.0.0.1:8443/", FORBIDDEN, "127.0.0.1 is not a public address (loopback)"),
+        ("https://localhost/", FORBIDDEN, "localhost resolves to 127.0.0.1, not a public"),
+        ("https://2130706433/", FORBIDDEN, "resolves to 127.0.0.1, not a public"),
+        ("https://0x7f.1/", FORBIDDEN, "(loopback)"),
+        ("https://[::1]/", FORBIDDEN, "::1 is not a public address (loopback)"),
+        ("https://169.254.169.254/latest/meta-data/", FORBIDDEN, "(link-local)"),
+        ("https://metadata.example.com/", FORBIDDEN, "resolves to 169.254.169.254"),
+        ("https://10.0.0.1/", FORBIDDEN, "(private)"),
+        ("https://172.16.5.4/", FORBIDDEN, "(private)"),
+        ("https://192.168.1.1/", FORBIDDEN, "(private)"),
+        ("https://intranet.example.com/", FORBIDDEN, "resolves to 10.1.2.3, not a public"),
+        ("https://mixed.example.com/", FORBIDDEN, "resolves to 192.168.1.10"),
+        ("https://0.0.0.0/", FORBIDDEN, "(unspecified)"),
+        ("https://[::]/", FORBIDDEN, "(unspecified)"),
+        ("https://224.0.0.251/", FORBIDDEN, "(multicast)"),
+        ("https://[ff02::1]/", FORBIDDEN, "(multicast)"),
+        ("https://240.0.0.1/", FORBIDDEN, "(reserved)"),
+        ("https://100.64.0.1/", FORBIDDEN, "(non-global)"),
+        ("https://[fe80::1]/", FORBIDDEN, "(link-local)"),
+        ("https://[fc00::1]/", FORBIDDEN, "(private)"),
+        ("https://[fec0::1]/", FORBIDDEN, "(site-local)"),
+        ("https://[::ffff:127.0.0.1]/", FORBIDDEN, "(IPv4-mapped loopback)"),
+        ("https://[::ffff:10.0.0.1]/", FORBIDDEN, "(IPv4-mapped private)"),
+        ("https://[2002:a00:1::]/", FORBIDDEN, "(6to4 private)"),
+        ("https://[64:ff9b::a9fe:a9fe]/", FORBIDDEN, "(NAT64 link-local)"),
+    ],
+)  # fmt: skip
+def test_the_guard_refuses_internal_and_unsafe_urls_and_changes_nothing(
+    webhook_store: Any, dns: FakeDNS, url: str, code: str, detail: str
+) -> None:
+    client = guarded(webhook_store)
+    assert client.put("/webhooks/me", json=GOOD, headers=MEMBER).status_code == 200
+    before = client.get("/webhooks/me", headers=MEMBER).json()
+
+    response = client.put("/webhooks/me", json={"url": url, "secret": SECRET}, headers=MEMBER)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert (problem["field"], problem["code"], problem["status"]) == ("url", code, 422)
+    assert problem["type"] == f"https://okr.example/problems/{code}"
+    assert detail in problem["detail"], problem["detail"]
+    assert client.get("/webhooks/me", headers=MEMBER).json() == before  # unchanged
+    org = client.put("/webhooks/org", json={"url": url, "secret": SECRET}, headers=ADMIN)
+    assert (org.status_code, org.json()["code"]) == (422, code)
+    assert client.get("/webhooks/org", headers=ADMIN).status_code == 404  # nothing stored
+    rows = webhook_store.query("SELECT scope, url FROM webhooks")
+    assert [dict(row) for row in rows] == [{"scope": "member", "url": GOOD["url"]}]
+
+
+@pytest.mark.parametrize(
+    ("url", "looked_up"),
+    [
+        ("https://hooks.example.com/okr?x=1", "hooks.example.com"),
+        ("https://hooks.example.com:8443/okr", "hooks.example.com"),
+        ("https://bücher.example/h", "xn--bcher-kva.example"),
+        (f"https://{PUBLIC_V4}/h", PUBLIC_V4),
+        (f"https://[{PUBLIC_V6}]/h", PUBLIC_V6),
+        ("https://[64:ff9b::5db8:d70e]/h", "64:ff9b::5db8:d70e"),  # NAT64 of a public address
+    ],
+)
+def test_the_guard_accepts_an_https_url_of_public_addresses(
+    webhook_store: Any, dns: FakeDNS, url: str, looked_up: str
+) -> None:
+    client = guarded(webhook_store)
+    response = client.put("/webhooks/me", json={"url": url, "secret": SECRET}, headers=MEMBER)
+    assert response.status_code == 200, response.text
+    assert response.json()["url"] == url
+    assert dns.lookups == [looked_up]
+
+
+def test_allowing_private_targets_accepts_http_and_local_addresses_but_never_userinfo(
+    webhook_store: Any, dns: FakeDNS
+) -> None:
+    client = api_client(FakeService(webhook_store, settings(), FakeClock(START)))
+    for url in ("http://127.0.0.1:8080/h", "https://10.0.0.1/h", "http://receiver.internal/h"):
+        response = client.put("/webhooks/me", json={"url": url, "secret": SECRET}, headers=MEMBER)
+        assert response.status_code == 200, response.text
+    assert dns.lookups == []  # no check, no lookup
+    refused = client.put(
+        "/webhooks/me", json={"url": "http://me:pw@127.0.0.1/h", "secret": SECRET}, headers=MEMBER
+    )
+    assert (refused.status_code, refused.json()["field"]) == (422, "url")
+
+
+def test_the_system_resolver_reads_numeric_hosts_as_the_connection_would() -> None:
+    loopback = [ipaddress.ip_address("127.0.0.1")]
+    assert webhooks.resolve_host("2130706433", 443) == loopback
+    assert webhooks.resolve_host("0x7f.1", 443) == loopback
+    assert webhooks.resolve_host("::1", 443) == [ipaddress.ip_address("::1")]
+
+
+def test_a_name_that_resolves_to_a_private_address_at_delivery_fails_at_once_visibly(
+    webhook_store: Any,
+    dns: FakeDNS,
+    webhook_receiver: Receiver,
+    make_worker: Any,
+    webhook_clock: FakeClock,
+) -> None:
+    # DNS rebinding: public when registered, the notifier's own machine when delivered.
+    dns.names["rebind.example.com"] = [PUBLIC_V4]
+    client = guarded(webhook_store, webhook_clock)
+    url = f"https://rebind.example.com:{webhook_receiver.port}/hook"
+    assert client.put(
+        "/webhooks/me", json={"url": url, "secret": SECRET}, headers=MEMBER
+    ).is_success
+    dns.names["rebind.example.com"] = ["127.0.0.1"]
+    notification_id = notify(webhook_store)
+    worker = make_worker(webhook_store, webhook_allow_private_targets=False)
+
+    assert worker.run_once() == 1
+    webhook_clock.advance(timedelta(hours=1))
+    assert worker.run_once() == 0  # failed for good: no retry
+
+    expected = (
+        "refused by the SSRF guard: the URL's host rebind.example.com resolves to 127.0.0.1, "
+        "not a public address (loopback)"
+    )
+    row = delivery(webhook_store, notification_id)
+    assert (row["status"], row["attempts"], row["last_status_code"]) == ("failed", 1, None)
+    assert (row["last_error"], row["next_attempt_at"]) == (expected, None)
+    assert webhook_receiver.requests == [] and worker.failed == 1
+    page = client.get("/webhooks/me/deliveries?status=failed", headers=MEMBER).json()
+    assert [(d["notification_id"], d["last_error"]) for d in page["items"]] == [
+        (notification_id, expected)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("http://127.0.0.1:{port}/hook", "the URL must start with https://"),
+        ("https://127.0.0.1:{port}/hook", "127.0.0.1 is not a public address (loopback)"),
+        ("https://localhost:{port}/hook", "resolves to 127.0.0.1, not a public address"),
+    ],
+)
+def test_a_webhook_stored_while_private_targets_were_allowed_is_refused_once_they_are_not(
+    webhook_store: Any,
+    dns: FakeDNS,
+    webhook_receiver: Receiver,
+    make_worker: Any,
+    url: str,
+    error: str,
+) -> None:
+    save_webhook(
+        webhook_store, ORG, "member", "m1", url.format(port=webhook_receiver.port), SECRET, "x"
+    )
+    notification_id = notify(webhook_store)
+    assert make_worker(webhook_store, webhook_allow_private_targets=False).run_once() == 1
+    row = delivery(webhook_store, notification_id)
+    assert row["status"] == "failed"
+    assert row["last_error"].startswith("refused by the SSRF guard: ")
+    assert error in row["last_error"]
+    assert webhook_receiver.requests == []
+
+
+def test_a_name_that_no_longer_resolves_is_retried_not_refused(
+    webhook_store: Any, dns: FakeDNS, make_worker: Any
+) -> None:
+    save_webhook(webhook_store, ORG, "member", "m1", "https://gone.example.com/h", SECRET, "x")
+    notification_id = notify(webhook_store)
+    assert make_worker(webhook_store, webhook_allow_private_targets=False).run_once() == 1
+    row = delivery(webhook_store, notification_id)
+    assert row["status"] == "pending"
+    assert row["last_error"].startswith("ConnectError: the host gone.example.com does not resolve")
+
+
+def test_the_connection_goes_to_the_checked_address_with_the_name_as_host(
+    dns: FakeDNS, webhook_receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pretend 127.0.0.1 is public, so the guarded client reaches the local receiver through a
+    # name only the fake DNS knows: the connection used the guard's answer, not a second lookup.
+    real_kind = webhooks.forbidden_kind
+    monkeypatch.setattr(
+        webhooks, "forbidden_kind", lambda a: None if str(a) == "127.0.0.1" else real_kind(a)
+    )
+    dns.names["pinned.test"] = ["127.0.0.1"]
+    url = f"http://pinned.test:{webhook_receiver.port}/hook"
+    with guarded_client(settings(webhook_allow_private_targets=False)) as client:
+        assert client.post(url, content=b"{}").status_code == 200
+    assert dns.lookups == ["pinned.test"]
+    [received] = webhook_receiver.requests
+    assert received.headers["host"] == f"pinned.test:{webhook_receiver.port}"
+
+    dns.names["pinned.test"] = ["127.0.0.1", "10.9.8.7"]  # one internal address is enough
+    with (
+        guarded_client(settings(webhook_allow_private_targets=False)) as client,
+        pytest.raises(UnsafeTarget, match=r"resolves to 10\.9\.8\.7"),
+    ):
+        client.post(url, content=b"{}")
+    assert len(webhook_receiver.requests) == 1
