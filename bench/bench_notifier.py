@@ -14,18 +14,29 @@ targets of the notifier issue:
    relay does) and produced to a fresh 6-partition topic (key = the aggregate id). Then, for
    each run, on a fresh PostgreSQL schema: --follows (2,000) follows are saved through the
    notifier's FollowsApplication (its own event store, which the rebuild replays too; not
-   timed), and okr_notifier.rebuild.rebuild() is timed in this process:
-   * events/s of the Kafka replay (its ReplayResult: events / seconds);
+   timed), and okr_notifier.rebuild.rebuild(workers=--workers) is timed: the drop and the
+   follows' replay in this process, the Kafka replay in --workers processes (default
+   okr_notifier.rebuild.DEFAULT_WORKERS: the cores, at most 4; each replays the partitions
+   p % workers == k; 1: in this process, as `okr-notifier rebuild --workers 1`):
+   * events/s of the Kafka replay (its ReplayResult: events / seconds; with workers, from the
+     end of the follows' replay until the last worker's end);
    * the whole call's wall time (drop, the follows' replay, the Kafka replay);
-   * CPU seconds of this process (every thread, librdkafka's too) and of the PostgreSQL
-     backends serving it (found by application_name, so other clients do not count);
-   * memory: VmRSS after, and the peak (VmHWM, reset just before the call) of this process.
+   * CPU seconds of this process (every thread, librdkafka's too) plus its worker processes
+     (os.times()'s children_*, i.e. RUSAGE_CHILDREN, before and after: the workers have been
+     waited for by then), and of the PostgreSQL backends serving them (found by
+     application_name, which the workers inherit through PGAPPNAME, so other clients do not
+     count; sampled every 0.1 s, so a worker's backend that closes is counted up to its last
+     sample); "cores" (CPU seconds per second of the call) lists the workers as "workers" and
+     counts their backends in "postgres";
+   * memory: VmRSS after, and the peak (VmHWM, reset just before the call) of this process;
+     each worker's peak (VmHWM, sampled every 0.1 s while it lives) and their sum.
    The projections are then counted against the history (every table must be complete).
-   --runs (3) runs at the rebuild's default batch size (5,000), median and all runs kept; then
-   one run per --batch-sizes (1000,5000,20000) says which is best. If the median misses the
-   target, one more run under pyinstrument (the replay runs in this thread) prints where the
-   time goes: the call tree and the top functions by own and by total time (--profile forces
-   it, --no-profile skips it; the profiled run's figures are not kept).
+   --runs (3) runs at the rebuild's default batch size (okr_notifier.rebuild's
+   DEFAULT_BATCH_SIZE), median and all runs kept; then one run per --batch-sizes
+   (1000,5000,20000) says which is best. If the median misses the target, one more run under
+   pyinstrument, in this process (workers=1: the profiler sees this thread only), prints where
+   the time goes: the call tree and the top functions by own and by total time (--profile
+   forces it, --no-profile skips it; the profiled run's figures are not kept).
 2. Latency from a check-in accepted by goals to the follower's notification (target p99 <=
    250 ms at 100 check-ins/s). The goals service (uvicorn), the goals relay and the notifier
    (`uvicorn --factory okr_notifier.main:create_app`, scheduler off) run as processes on fresh
@@ -48,7 +59,7 @@ os.cpu_count() is printed and kept with each. Schemas, topics, consumer groups a
 are removed at the end unless --keep.
 
 Usage: bench/bench_notifier.py [--quick] [--events N] [--skip-rebuild] [--skip-latency]
-       [--runs N] [--batch-size N] [--batch-sizes 1000,5000,20000] [--follows N]
+       [--runs N] [--batch-size N] [--batch-sizes 1000,5000,20000] [--workers N] [--follows N]
        [--profile [PATH] | --no-profile] [--rate R] [--duration S] [--objectives N]
        [--members N] [--connections N] [--output PATH | --no-write] [--keep]
 """
@@ -65,6 +76,7 @@ import random
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -85,7 +97,7 @@ from okr_events.replay import ReplayResult
 from okr_events.tracing import TracingSettings, configure_tracing
 from okr_notifier.application import FollowsApplication
 from okr_notifier.domain.follow import Follow
-from okr_notifier.rebuild import rebuild
+from okr_notifier.rebuild import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS, rebuild
 from okr_notifier.service import open_store
 from okr_notifier.settings import NotifierSettings
 from okr_notifier.testing import postgres_settings
@@ -102,7 +114,9 @@ TARGET_REBUILD_EVENTS_PER_S = 20_000.0
 TARGET_LATENCY_P99_MS = 250.0  # at 100 check-ins/s
 TARGET_RATE = 100.0
 
-REBUILD_BATCH_SIZE = 5_000  # okr_notifier.rebuild's default (what `okr-notifier rebuild` uses)
+REBUILD_BATCH_SIZE = DEFAULT_BATCH_SIZE  # what `okr-notifier rebuild` uses
+#: Seconds between two samples of the rebuild's workers and PostgreSQL backends.
+SAMPLE_EVERY = 0.1
 KRS_PER_OBJECTIVE = 2
 # The goals service's pool (and as many overflow connections) in the latency phase: 100
 # check-ins/s need a few; its default of 10 + 10 crowds a PostgreSQL shared with other work.
@@ -411,6 +425,8 @@ class Backends:
         )
         self.app_name = app_name
         self.start: dict[int, float] = {}
+        self.seen: dict[int, float] = {}  # the last CPU seen of every backend since begin()
+        self.closed = 0.0  # of that CPU, the backends' that closed before end()
 
     def _now(self) -> dict[int, float]:
         rows = self.conn.execute(
@@ -426,11 +442,20 @@ class Backends:
 
     def begin(self) -> None:
         self.start = self._now()
+        self.seen = dict(self.start)
+
+    def sample(self) -> None:
+        """Note the backends' CPU now: one that closes before end() counts up to here."""
+        self.seen.update(self._now())
 
     def end(self) -> float:
-        """CPU seconds since begin() of the backends alive now (a backend that closed in
-        between is missed: the pools keep theirs)."""
-        return sum(cpu - self.start.get(pid, 0.0) for pid, cpu in self._now().items())
+        """CPU seconds since begin() of the backends alive now or sampled in between (one
+        that opened and closed between two samples is missed: the pools keep theirs)."""
+        now = self._now()
+        self.seen.update(now)
+        spent = {pid: cpu - self.start.get(pid, 0.0) for pid, cpu in self.seen.items()}
+        self.closed = sum(cpu for pid, cpu in spent.items() if pid not in now)
+        return sum(spent.values())
 
     def close(self) -> None:
         self.conn.close()
@@ -472,17 +497,72 @@ def reset_peak_rss() -> bool:
         return False
 
 
+def worker_pids() -> list[int]:
+    """This process's multiprocessing workers (its "spawn" children, not its resource
+    tracker)."""
+    pids = []
+    for children in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+        try:
+            listed = children.read_text().split()
+        except OSError:
+            continue
+        for pid in listed:
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue  # gone meanwhile
+            if b"spawn_main" in command:
+                pids.append(int(pid))
+    return pids
+
+
+class WorkerSampler:
+    """While the rebuild runs, a thread samples every SAMPLE_EVERY s the peak RSS (VmHWM) of
+    each worker process, and the CPU of the PostgreSQL backends (the workers' backends close
+    before Backends.end() could see them)."""
+
+    def __init__(self, backends: Backends) -> None:
+        self.backends = backends
+        self.peaks: dict[int, float] = {}  # worker pid -> its VmHWM (MB), as last seen
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-sampler", daemon=True)
+
+    def __enter__(self) -> WorkerSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE_EVERY):
+            for pid in worker_pids():
+                try:
+                    self.peaks[pid] = bg.proc_status_mb(pid)["VmHWM"]
+                except (OSError, KeyError):
+                    continue  # exited (a zombie has no VmHWM)
+            self.backends.sample()
+
+
 @dataclass
 class RebuildRun:
     batch_size: int
+    workers: int
     result: ReplayResult
     wall_seconds: float
-    cpu_seconds: float
+    bench_cpu_seconds: float  # this process
+    workers_cpu_seconds: float  # its worker processes
     postgres_cpu_seconds: float
     rss_mb: float
     rss_peak_mb: float
     rss_before_mb: float
+    workers_rss_peak_mb: list[float] = field(default_factory=list)  # each worker's VmHWM
     cores: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return self.bench_cpu_seconds + self.workers_cpu_seconds
 
     @property
     def events(self) -> int:
@@ -499,12 +579,15 @@ class RebuildRun:
     def summary(self) -> dict[str, Any]:
         return {
             "batch_size": self.batch_size,
+            "workers": self.workers,
             "events_per_s": round(self.events_per_s),
             "replay_s": round(self.replay_seconds, 2),
             "wall_s": round(self.wall_seconds, 2),
             "cpu_s": round(self.cpu_seconds, 2),
+            "workers_cpu_s": round(self.workers_cpu_seconds, 2),
             "postgres_cpu_s": round(self.postgres_cpu_seconds, 2),
             "rss_peak_mb": round(self.rss_peak_mb, 1),
+            "workers_rss_peak_mb": [round(mb, 1) for mb in self.workers_rss_peak_mb],
         }
 
 
@@ -539,6 +622,7 @@ def rebuild_once(
     history: History,
     pairs: list[tuple[str, ObjectiveState]],
     batch_size: int,
+    workers: int,
     profile: Path | None = None,
 ) -> RebuildRun:
     """On a fresh schema: the follows (not timed), the timed rebuild, a check of the result."""
@@ -550,7 +634,7 @@ def rebuild_once(
     follows = FollowsApplication(env=settings.event_store_env())
     try:
         write_follows(follows, history, pairs)
-        run = timed_rebuild(pg, settings, store, follows, kafka, batch_size, profile)
+        run = timed_rebuild(pg, settings, store, follows, kafka, batch_size, workers, profile)
         if run.result.dead_lettered or run.result.duplicates or run.events != history.shape.events:
             raise RuntimeError(f"the rebuild did not apply the history exactly: {run.result}")
         check_projections(store, expected_rows(history, len(pairs)))
@@ -568,21 +652,26 @@ def timed_rebuild(
     follows: FollowsApplication,
     kafka: KafkaSettings,
     batch_size: int,
+    workers: int,
     profile: Path | None,
 ) -> RebuildRun:
-    """rebuild() with its wall time, this process's CPU and memory, its PostgreSQL backends'
-    CPU; with `profile`, under pyinstrument (the tree written to `profile`, a summary printed)."""
+    """rebuild() with its wall time, the CPU and memory of this process and of its workers,
+    its PostgreSQL backends' CPU; with `profile`, under pyinstrument (the tree written to
+    `profile`, a summary printed)."""
     meter = bb.CpuOf(kafka=bb.kafka_broker_pid())
-    backends = Backends(pg, os.environ.get("PGAPPNAME", ""))
+    backends = Backends(pg, os.environ.get("PGAPPNAME", ""))  # the workers inherit it
     try:
         rss_before = bg.proc_status_mb(os.getpid())["VmRSS"]
         reset_peak_rss()
         profiler = start_profiler() if profile else None
         backends.begin()
         meter.begin()
-        own = os.times()
+        before = os.times()  # children_*: of the children waited for (the workers, at the end)
         began = time.perf_counter()
-        result = rebuild(settings, store, follows, kafka, batch_size=batch_size)
+        with WorkerSampler(backends) as sampler:
+            result = rebuild(
+                settings, store, follows, kafka, batch_size=batch_size, workers=workers
+            )
         wall = time.perf_counter() - began
         after = os.times()
         cores = meter.end()
@@ -593,17 +682,37 @@ def timed_rebuild(
         profiler.stop()
         report_profile(profiler, profile, result.events)
     memory = bg.proc_status_mb(os.getpid())
+    workers_cpu = (after.children_user + after.children_system) - (
+        before.children_user + before.children_system
+    )
     return RebuildRun(
         batch_size=batch_size,
+        workers=workers,
         result=result,
         wall_seconds=wall,
-        cpu_seconds=(after.user + after.system) - (own.user + own.system),
+        bench_cpu_seconds=(after.user + after.system) - (before.user + before.system),
+        workers_cpu_seconds=workers_cpu,
         postgres_cpu_seconds=backend_cpu,
         rss_mb=memory["VmRSS"],
         rss_peak_mb=memory["VmHWM"],
         rss_before_mb=rss_before,
-        cores=cores,
+        workers_rss_peak_mb=sorted(sampler.peaks.values(), reverse=True),
+        cores=with_workers(cores, workers_cpu / wall, backends.closed / wall),
     )
+
+
+def with_workers(cores: dict[str, float], workers: float, closed: float) -> dict[str, float]:
+    """CpuOf counts this process, and the PostgreSQL processes alive at its end: the cores of
+    the workers and of their backends (closed by then) move from "others" to "workers" and
+    "postgres"."""
+    if not workers:
+        return cores
+    others = max(0.0, cores.get("others", 0.0) - workers - closed)
+    return cores | {
+        "workers": round(workers, 2),
+        "postgres": round(cores.get("postgres", 0.0) + closed, 2),
+        "others": round(others, 2),
+    }
 
 
 def bench_rebuild(
@@ -639,11 +748,12 @@ def bench_rebuild(
         "members": shape.members,
         "follows": len(pairs),
         "partitions": kafka.topic_partitions,
+        "workers": args.workers,
     }
 
     runs = []
     for n in range(args.runs):
-        run = rebuild_once(pg, kafka, topic, history, pairs, args.batch_size)
+        run = rebuild_once(pg, kafka, topic, history, pairs, args.batch_size, args.workers)
         print_run(f"run {n + 1}/{args.runs}", run)
         bb.warn_if_noisy("rebuild", run.cores)
         runs.append(run)
@@ -652,7 +762,7 @@ def bench_rebuild(
 
     sweep = {}
     for size in args.batch_sizes:
-        run = rebuild_once(pg, kafka, topic, history, pairs, size)
+        run = rebuild_once(pg, kafka, topic, history, pairs, size, args.workers)
         print_run(f"batch size {size:,}", run)
         bb.warn_if_noisy("rebuild", run.cores)
         sweep[size] = run
@@ -679,17 +789,23 @@ def bench_rebuild(
     missed = median.events_per_s < TARGET_REBUILD_EVENTS_PER_S
     if args.profile is not None or (missed and not args.no_profile):
         path = args.profile or Path(tempfile.gettempdir()) / "bench_notifier_rebuild.txt"
-        print(f"[rebuild] profiling one more run with pyinstrument (tree in {path}) ...")
-        run = rebuild_once(pg, kafka, topic, history, pairs, args.batch_size, profile=path)
+        print(
+            f"[rebuild] profiling one more run with pyinstrument, in this process (workers=1; "
+            f"tree in {path}) ..."
+        )
+        run = rebuild_once(pg, kafka, topic, history, pairs, args.batch_size, 1, profile=path)
         print_run("profiled (not kept)", run)
 
 
 def print_run(label: str, run: RebuildRun) -> None:
+    workers = ", ".join(f"{mb:.0f}" for mb in run.workers_rss_peak_mb) or "none"
     print(
         f"[rebuild] {label}: {run.events:,} events replayed in {run.replay_seconds:.2f} s = "
-        f"{run.events_per_s:,.0f}/s (batch {run.batch_size:,}); whole call {run.wall_seconds:.2f} "
-        f"s; CPU {run.cpu_seconds:.1f} s here, {run.postgres_cpu_seconds:.1f} s PostgreSQL; RSS "
-        f"{run.rss_before_mb:.0f} -> peak {run.rss_peak_mb:.0f} MB; cores {run.cores}"
+        f"{run.events_per_s:,.0f}/s (batch {run.batch_size:,}, {run.workers} worker(s)); whole "
+        f"call {run.wall_seconds:.2f} s; CPU {run.cpu_seconds:.1f} s here and in the workers "
+        f"({run.workers_cpu_seconds:.1f} s of it in the workers), "
+        f"{run.postgres_cpu_seconds:.1f} s PostgreSQL; RSS {run.rss_before_mb:.0f} -> peak "
+        f"{run.rss_peak_mb:.0f} MB here, workers' peaks {workers} MB; cores {run.cores}"
     )
 
 
@@ -723,12 +839,18 @@ def add_rebuild_figures(
         **params,
         note="the whole rebuild() call: drop, the follows' replay, the Kafka replay",
     )
-    figures.add("notifier.rebuild_cpu_s", median.cpu_seconds, "s", **params, process="bench")
+    cpu = {
+        "process": "bench + its rebuild workers",
+        "bench_cpu_s": round(median.bench_cpu_seconds, 2),
+        "workers_cpu_s": round(median.workers_cpu_seconds, 2),
+    }
+    figures.add("notifier.rebuild_cpu_s", median.cpu_seconds, "s", **params, **cpu)
     figures.add(
         "notifier.rebuild_cpu_us_per_event",
         median.cpu_seconds * 1e6 / median.events,
         "us/event",
         **params,
+        **cpu,
     )
     figures.add("notifier.rebuild_postgres_cpu_s", median.postgres_cpu_seconds, "s", **params)
     figures.add(
@@ -740,6 +862,15 @@ def add_rebuild_figures(
         note="VmHWM of the bench process, reset before the call",
     )
     figures.add("notifier.rebuild_rss_mb", median.rss_mb, "MB", **params, when="after the call")
+    if median.workers_rss_peak_mb:
+        figures.add(
+            "notifier.rebuild_workers_rss_peak_mb",
+            sum(median.workers_rss_peak_mb),
+            "MB",
+            **params,
+            each_mb=[round(mb, 1) for mb in median.workers_rss_peak_mb],
+            note="the workers' VmHWM summed (sampled every 0.1 s while they live)",
+        )
 
 
 # ---- profiling ----------------------------------------------------------------------------------
@@ -1217,10 +1348,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-latency", action="store_true", help="skip the latency run")
     parser.add_argument("--runs", type=int, help="rebuild runs; the median is kept (3)")
     parser.add_argument(
-        "--batch-size", type=int, default=REBUILD_BATCH_SIZE, help="of those runs (5000)"
+        "--batch-size",
+        type=int,
+        default=REBUILD_BATCH_SIZE,
+        help=f"of those runs ({REBUILD_BATCH_SIZE})",
     )
     parser.add_argument(
         "--batch-sizes", help="one run each, to compare (1000,5000,20000; '' to skip)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help=f"rebuild processes (okr_notifier.rebuild's default: {DEFAULT_WORKERS})",
     )
     parser.add_argument("--follows", type=int, help="follows replayed by each rebuild (2,000)")
     profile = parser.add_mutually_exclusive_group()
@@ -1262,6 +1402,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--batch-sizes must be integers separated by commas, e.g. 1000,5000")
     if args.runs < 1 or args.batch_size < 1 or any(s < 1 for s in args.batch_sizes):
         parser.error("--runs and batch sizes must be positive")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     if args.rate <= 0 or args.duration <= 0 or args.objectives < 1:
         parser.error("--rate, --duration and --objectives must be positive")
     if args.members < 2:
@@ -1316,8 +1458,9 @@ def print_summary(figures: bg.Figures, args: argparse.Namespace) -> None:
     if rebuild_rate is not None:
         runs = ", ".join(f"{r['events_per_s']:,}" for r in rebuild_rate.params["all_runs"])
         print(
-            f"rebuild ({CORES} cores): median {rebuild_rate.value:,.0f} events/s of "
-            f"{args.events:,} (runs: {runs}); target >= {TARGET_REBUILD_EVENTS_PER_S:,.0f}"
+            f"rebuild ({CORES} cores, {args.workers} worker(s)): median "
+            f"{rebuild_rate.value:,.0f} events/s of {args.events:,} (runs: {runs}); target >= "
+            f"{TARGET_REBUILD_EVENTS_PER_S:,.0f}"
         )
     tag = f"{args.rate:g}"
     p99 = figures.get(f"notifier.latency_p99_ms_at_{tag}")

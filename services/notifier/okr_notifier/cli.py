@@ -1,6 +1,8 @@
 """`okr-notifier`: operations on the notifier's store.
 
 okr-notifier rebuild          drop the projections and replay every topic from offset 0
+                              (--workers N processes on PostgreSQL, each a share of the
+                              partitions; default: the cores, at most 4)
 okr-notifier daily-checks     run the daily checks due now (optionally --at a moment)
 """
 
@@ -16,7 +18,7 @@ from tqdm import tqdm
 
 from .application import FollowsApplication
 from .clock import FakeClock, SystemClock
-from .rebuild import NotifierRunning, check_group_idle, rebuild
+from .rebuild import DEFAULT_WORKERS, NotifierRunning, check_group_idle, rebuild
 from .scheduler import DailyChecks
 from .service import open_store
 from .settings import NotifierSettings
@@ -41,7 +43,7 @@ def _rebuild(args: argparse.Namespace) -> int:
         bar.refresh()
 
     try:
-        result = rebuild(settings, store, follows, kafka, progress=progress)
+        result = rebuild(settings, store, follows, kafka, progress=progress, workers=args.workers)
     finally:
         bar.close()
         follows.close()
@@ -65,6 +67,13 @@ def _daily_checks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(
@@ -78,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         "--force", action="store_true", help="skip the check that the live consumer group is idle"
     )
     rebuild_cmd.add_argument("--quiet", action="store_true", help="no progress bar")
+    rebuild_cmd.add_argument(
+        "--workers",
+        type=_positive,
+        default=DEFAULT_WORKERS,
+        help="replay processes on PostgreSQL, each a share of the partitions (default: "
+        f"{DEFAULT_WORKERS}, the cores up to 4; SQLite: always 1)",
+    )
     rebuild_cmd.set_defaults(run=_rebuild)
     checks = commands.add_parser("daily-checks", help="run the daily checks due now")
     checks.add_argument("--at", help="as if it were this moment (ISO-8601 with offset)")

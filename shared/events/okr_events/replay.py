@@ -7,6 +7,15 @@ assigns partitions itself: no consumer group, no commits, so it never disturbs t
 Positions are stored with every batch, so a live `KafkaConsumerRunner` on the same store
 continues exactly after the last replayed event.
 
+Shares: ``share=(k, n)`` replays only the partitions p with p % n == k (of every topic), so n
+processes can replay one store together, each its share. That is correct only for a handler
+whose writes for an event touch rows of that event's aggregate alone (the aggregate id is the
+message key: one aggregate's events are in one partition, in order); positions are per
+partition and applied versions per aggregate, so the shares never write the same rows. A
+handler that reads across aggregates (e.g. the notifier's rules) must not be split. Create the
+store's tables once before the shares start (``store.setup(handler.create_statements)``): two
+concurrent CREATE TABLE IF NOT EXISTS of one new table collide in PostgreSQL.
+
 Speed: a thread reads and decodes the next batch while the current one is applied (the GIL is
 free while the database works), and Python's cycle collector is paused for the replay (process
 wide: run a rebuild as its own command, not inside a busy server).
@@ -96,15 +105,20 @@ def replay(
     progress: Progress | None = None,
     max_retries: int = 3,
     retry_backoff: float = 0.1,
+    share: tuple[int, int] | None = None,
 ) -> ReplayResult:
     """Apply every event of ``topics`` up to their current ends to ``store`` (a REBUILD: give
-    it an empty store). ``progress(done, total)`` is called at most every PROGRESS_EVERY
-    seconds, and once at the end. Raises PositionsAheadOfTopic when the store has applied more
-    than a partition holds (the topic was recreated: drop the store first)."""
+    it an empty store). ``progress(done, total)`` is called once at the start (0, total), then
+    at most every PROGRESS_EVERY seconds, and once at the end. With ``share=(k, n)`` only the
+    partitions p with p % n == k are replayed (see the module docstring); the result and the
+    progress are of that share alone. Raises PositionsAheadOfTopic when the store has applied
+    more than a partition holds (the topic was recreated: drop the store first)."""
+    if share is not None and not 0 <= share[0] < share[1]:
+        raise ValueError(f"a share is (k, n) with 0 <= k < n, not {share}")
     began = time.perf_counter()
     consumer = Consumer(replay_config(settings, handler.name))
     try:
-        ranges = _ranges(consumer, store, topics)
+        ranges = _ranges(consumer, store, topics, share)
         total = sum(end - start for start, end in ranges.values())
         processor = EventProcessor(
             handler,
@@ -115,7 +129,13 @@ def replay(
             max_retries=max_retries,
             retry_backoff=retry_backoff,
         )
-        log.info("%s replays %s events of %s", handler.name, total, list(topics))
+        log.info(
+            "%s replays %s events of %s%s",
+            handler.name,
+            total,
+            list(topics),
+            f" (share {share[0]} of {share[1]})" if share else "",
+        )
         with _CollectorPaused() as collector:
             events = _read(consumer, processor, ranges, batch_size, total, progress, collector)
     finally:
@@ -132,15 +152,21 @@ def replay(
 
 
 def _ranges(
-    consumer: Consumer, store: ConsumerStore, topics: Sequence[str]
+    consumer: Consumer,
+    store: ConsumerStore,
+    topics: Sequence[str],
+    share: tuple[int, int] | None = None,
 ) -> dict[Partition, tuple[int, int]]:
-    """Per partition with something to read: (first offset to read, watermark at start)."""
+    """Per partition (of the share) with something to read: (first offset to read, watermark
+    at start)."""
     ranges: dict[Partition, tuple[int, int]] = {}
     for topic in topics:
         metadata = consumer.list_topics(topic, timeout=10).topics[topic]
         if metadata.error is not None:
             raise KafkaException(metadata.error)
         for partition in sorted(metadata.partitions):
+            if share is not None and partition % share[1] != share[0]:
+                continue
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
             stored = store.next_offset(topic, partition) or 0
             if stored > high:
@@ -221,6 +247,8 @@ def _read(
         raws = reader.batch(batch_size)
         return None if raws is None else (raws, decode_batch(raws), reader.done)
 
+    if progress is not None:
+        progress(0, total)  # the total at once (a caller may sum several replays' totals)
     events, reported = 0, time.monotonic()
     with contextlib.closing(_prefetched(read)) as batches:  # closing: stops the thread
         for raws, decoded, done in batches:
