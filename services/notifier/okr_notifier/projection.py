@@ -5,8 +5,13 @@ event it updates the projections (directory, cycles, objectives and KRs, progres
 follows) and, unless it is rebuilding, asks the rules (domain/rules.py) whom to tell.
 
 Speed: a rebuild replays every event ever published, so the commonest event (a check-in)
-touches no row twice per batch. Its KR and objective updates are coalesced in memory and
-written with executemany at the end of the batch, or before anything that reads them."""
+touches no row twice per batch. Its KR and objective updates, KRs added and status changes
+are coalesced in memory (`_Batch`) and written at the end of the batch (insert_many and
+update_many: COPY on PostgreSQL), or before anything that reads them.
+
+Rebuilds replay partitions in parallel (rebuild.py): every applier must read and write only
+the rows of its own event's aggregate (the rules, which read across aggregates, are off
+during a rebuild)."""
 
 from __future__ import annotations
 
@@ -41,21 +46,43 @@ def utc_text(moment: datetime) -> str:
 
 
 @dataclass
+class _Progress:
+    """An objective's progress and its active KRs' (weight, progress), as of this batch."""
+
+    progress: float
+    krs: dict[str, tuple[float, float]]
+
+
+@dataclass
 class _Batch:
-    """Writes of one batch that are coalesced until something needs to read them."""
+    """Writes of one batch that are coalesced until something needs to read them (`flush`).
+
+    Appliers that read key_results or objectives flush first, or read through the batch
+    (`progress_of`, `kr_title`), which knows what is pending."""
 
     tx: Tx
+    kr_inserts: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     kr_updates: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     objective_progress: dict[str, dict[str, Any]] = field(default_factory=dict)
+    statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     #: KR targets known in this batch; a history row of a KR not among them waits in
     #: `untargeted` until flush reads them all at once.
     targets: dict[tuple[str, str], float | None] = field(default_factory=dict)
     untargeted: list[dict[str, Any]] = field(default_factory=list)
+    #: Objectives' progress read since the last flush, kept current by pending KR adds.
+    progress: dict[str, _Progress | None] = field(default_factory=dict)
     orgs_changed: set[str] = field(default_factory=set)  # their directory changed here
 
     def flush(self) -> None:
         self._fill_targets()
+        self.tx.insert_many(
+            "key_results",
+            KR_COLUMNS,
+            list(self.kr_inserts.values()),
+            on_conflict="ON CONFLICT (objective_id, kr_id) DO NOTHING",
+        )
+        self.kr_inserts.clear()
         self.tx.update_many("key_results", KR_KEYS, KR_VALUES, list(self.kr_updates.values()))
         self.kr_updates.clear()
         self.tx.update_many(
@@ -65,6 +92,10 @@ class _Batch:
             list(self.objective_progress.values()),
         )
         self.objective_progress.clear()
+        self.tx.update_many(
+            "objectives", ("objective_id",), ("status",), list(self.statuses.values())
+        )
+        self.statuses.clear()
         self.tx.insert_many(
             "progress_history",
             HISTORY_COLUMNS,
@@ -72,6 +103,39 @@ class _Batch:
             on_conflict="ON CONFLICT (objective_id, kr_id, version) DO NOTHING",
         )
         self.history.clear()
+        self.progress.clear()  # what was read is overtaken by what was just written
+
+    def progress_of(self, objective_id: str) -> _Progress | None:
+        """The objective's progress and active KRs as stored, plus the KRs added in this
+        batch (read once per objective between flushes; check-ins are overlaid by the
+        caller). None if the objective is unknown."""
+        if objective_id not in self.progress:
+            rows = self.tx.execute(
+                """SELECT o.progress AS objective_progress, k.kr_id, k.weight, k.progress
+                FROM objectives o
+                LEFT JOIN key_results k ON k.objective_id = o.objective_id AND k.active = 1
+                WHERE o.objective_id = :objective_id""",
+                {"objective_id": objective_id},
+            )
+            self.progress[objective_id] = (
+                _Progress(
+                    rows[0]["objective_progress"],
+                    {r["kr_id"]: (r["weight"], r["progress"]) for r in rows if r["kr_id"]},
+                )
+                if rows
+                else None
+            )
+        return self.progress[objective_id]
+
+    def kr_title(self, objective_id: str, kr_id: str) -> str:
+        pending = self.kr_inserts.get((objective_id, kr_id))
+        if pending is not None:
+            return str(pending["title"])
+        rows = self.tx.execute(
+            "SELECT title FROM key_results WHERE objective_id = :o AND kr_id = :k",
+            {"o": objective_id, "k": kr_id},
+        )
+        return rows[0]["title"] if rows else kr_id
 
     def kr_history(self, row: dict[str, Any]) -> None:
         """Add a check-in's KR row; its ``target`` is the KR's as of the row."""
@@ -103,6 +167,10 @@ class _Batch:
 
 _UNKNOWN: Any = object()
 KR_KEYS = ("objective_id", "kr_id")
+KR_COLUMNS = (
+    "objective_id", "kr_id", "title", "kind", "unit", "unit_label", "start_value", "target",
+    "current_value", "progress", "confidence", "risk", "weight", "active",
+)  # fmt: skip
 KR_VALUES = ("current_value", "progress", "confidence", "risk")
 HISTORY_COLUMNS = (
     "objective_id", "kr_id", "version", "at", "actor", "source", "check_in_id",
@@ -499,19 +567,17 @@ def _objective_edited(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch)
 
 @applies(goals.KeyResultAdded)
 def _kr_added(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch) -> None:
-    # No flush: a new KR has no pending update, and the recomputation overlays the pending.
+    """Pending until the flush (a rebuild adds thousands of KRs per batch): the objective's
+    progress is recomputed from the batch's view of its KRs (`_Batch.progress_of`)."""
     objective_id = str(c.aggregate_id)
     progress = (
         (1.0 if c.current else 0.0)
         if c.kind == "boolean"
         else metric_progress(c.start, c.target, c.current)
     )
-    b.tx.execute(
-        """INSERT INTO key_results (objective_id, kr_id, title, kind, unit, unit_label,
-            start_value, target, current_value, progress, confidence, risk, weight, active)
-        VALUES (:objective_id, :kr_id, :title, :kind, :unit, :unit_label, :start, :target,
-            :current, :progress, NULL, 'normal', :weight, 1)
-        ON CONFLICT (objective_id, kr_id) DO NOTHING""",
+    known = b.progress_of(objective_id)
+    b.kr_inserts.setdefault(
+        (objective_id, c.kr_id),
         {
             "objective_id": objective_id,
             "kr_id": c.kr_id,
@@ -519,13 +585,18 @@ def _kr_added(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch) -> None
             "kind": c.kind,
             "unit": c.unit,
             "unit_label": c.unit_label,
-            "start": c.start,
+            "start_value": c.start,
             "target": c.target,
-            "current": c.current,
+            "current_value": c.current,
             "progress": progress,
+            "confidence": None,
+            "risk": "normal",
             "weight": c.weight,
+            "active": 1,
         },
     )
+    if known is not None:
+        known.krs.setdefault(c.kr_id, (c.weight, progress))  # as the insert: DO NOTHING
     b.targets[(objective_id, c.kr_id)] = c.target
     history_row(b, c, c.kr_id, "kr_added", None, c.current, c.target, None, progress)
     objective_progress_changed(b, c, "kr_added")
@@ -542,6 +613,7 @@ _KR_COLUMNS = {"title": "title", "weight": "weight", "unit_label": "unit_label"}
 
 @applies(goals.KeyResultEdited)
 def _kr_edited(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch) -> None:
+    b.flush()  # it writes key_results directly: a KR added in this batch must be there
     objective_id = str(c.aggregate_id)
     changes = {_KR_COLUMNS[k]: v for k, v in c.changes.items() if k in _KR_COLUMNS}
     if changes:
@@ -559,7 +631,7 @@ def _kr_edited(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch) -> Non
         Change(
             rules.OBJECTIVE_CHANGED,
             "objective_changed.kr_edited",
-            {"kr_title": kr_title(b.tx, objective_id, c.kr_id), "fields": ", ".join(c.changes)},
+            {"kr_title": b.kr_title(objective_id, c.kr_id), "fields": ", ".join(c.changes)},
         ),
         e,
     )
@@ -653,7 +725,7 @@ def _kr_removed(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch) -> No
         Change(
             rules.OBJECTIVE_CHANGED,
             "objective_changed.kr_removed",
-            {"kr_title": kr_title(b.tx, objective_id, c.kr_id), "reason": c.reason},
+            {"kr_title": b.kr_title(objective_id, c.kr_id), "reason": c.reason},
         ),
         e,
     )
@@ -723,7 +795,7 @@ def _check_in(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch) -> None
             rules.PROGRESS_UPDATED,
             "progress_updated",
             {
-                "kr_title": kr_title(b.tx, objective_id, c.kr_id),
+                "kr_title": b.kr_title(objective_id, c.kr_id),
                 "progress_before": before.progress,
                 "progress_after": after.progress,
                 "value_before": before.current,
@@ -756,10 +828,7 @@ _OBJECTIVE_STATUS = {
 def _objective_moved(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch) -> None:
     status = _OBJECTIVE_STATUS[type(c)]
     objective_id = str(c.aggregate_id)
-    b.tx.execute(
-        "UPDATE objectives SET status = :status WHERE objective_id = :objective_id",
-        {"status": status, "objective_id": objective_id},
-    )
+    b.statuses[objective_id] = {"objective_id": objective_id, "status": status}
     p.remind(
         b,
         objective_id,
@@ -798,7 +867,7 @@ def _key_task_created(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch)
             {
                 "task_title": c.title,
                 "task_id": str(c.aggregate_id),
-                "kr_title": kr_title(b.tx, objective_id, c.kr_id),
+                "kr_title": b.kr_title(objective_id, c.kr_id),
                 "assignee_id": c.assignee_id,
             },
         ),
@@ -853,14 +922,6 @@ def _follow_stopped(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch) -
 # ---- helpers ------------------------------------------------------------------------------------
 
 
-def kr_title(tx: Tx, objective_id: str, kr_id: str) -> str:
-    rows = tx.execute(
-        "SELECT title FROM key_results WHERE objective_id = :o AND kr_id = :k",
-        {"o": objective_id, "k": kr_id},
-    )
-    return rows[0]["title"] if rows else kr_id
-
-
 def history_row(
     b: _Batch,
     c: Any,
@@ -896,25 +957,17 @@ def history_row(
 
 
 def objective_progress_changed(b: _Batch, c: Any, source: str) -> None:
-    """Recompute an objective's progress from its active KRs after a structural change.
-
-    Reads the KRs as stored and overlays the batch's pending check-ins (no flush: a rebuild
-    adds thousands of KRs per batch, and each flush would be a few round trips more)."""
+    """Recompute an objective's progress from its active KRs after a structural change: the
+    batch's view of them (`_Batch.progress_of`) with its pending check-ins overlaid."""
     objective_id = str(c.aggregate_id)
-    rows = b.tx.execute(
-        """SELECT o.progress AS before, k.kr_id, k.weight, k.progress FROM objectives o
-        LEFT JOIN key_results k ON k.objective_id = o.objective_id AND k.active = 1
-        WHERE o.objective_id = :objective_id""",
-        {"objective_id": objective_id},
-    )
-    if not rows:
+    known = b.progress_of(objective_id)
+    if known is None:
         return
     pending = b.objective_progress.get(objective_id)
-    before = pending["progress"] if pending else rows[0]["before"]
+    before = pending["progress"] if pending else known.progress
     after = weighted_progress(
-        (row["weight"], _pending_progress(b, objective_id, row["kr_id"], row["progress"]))
-        for row in rows
-        if row["weight"] is not None
+        (weight, _pending_progress(b, objective_id, kr_id, progress))
+        for kr_id, (weight, progress) in sorted(known.krs.items())  # one order, live or not
     )
     b.objective_progress[objective_id] = {
         "objective_id": objective_id,
