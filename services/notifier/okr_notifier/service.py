@@ -210,4 +210,5 @@ def open_store(settings: NotifierSettings) -> ConsumerStore:
         "notifier_projection",
         postgres_conninfo=settings.postgres_conninfo(),
         schema=settings.postgres_schema,
+        pool_size=settings.postgres_pool_size,
     )

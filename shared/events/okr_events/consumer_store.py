@@ -368,9 +368,17 @@ class PostgresConsumerStore(PostgresTrackingRecorder, ConsumerStore):
 
 
 def open_consumer_store(
-    name: str, *, postgres_conninfo: str | None = None, schema: str = "", sqlite_path: str = ""
+    name: str,
+    *,
+    postgres_conninfo: str | None = None,
+    schema: str = "",
+    sqlite_path: str = "",
+    pool_size: int = 4,
 ) -> ConsumerStore:
-    """The consuming context's store: a PostgreSQL schema of its own, or a SQLite file."""
+    """The consuming context's store: a PostgreSQL schema of its own, or a SQLite file.
+    On PostgreSQL it opens at most 2 x ``pool_size`` connections (the pool and as many
+    overflow connections; the library's default overflow of 10 let a few stores on one
+    machine exhaust PostgreSQL's 100 slots)."""
     if postgres_conninfo:
         params = psycopg.conninfo.conninfo_to_dict(postgres_conninfo)
         with psycopg.connect(postgres_conninfo, autocommit=True) as conn:
@@ -383,7 +391,8 @@ def open_consumer_store(
             "POSTGRES_USER": str(params.get("user", "")),
             "POSTGRES_PASSWORD": str(params.get("password", "")),
             "POSTGRES_SCHEMA": schema,
-            "POSTGRES_POOL_SIZE": "4",
+            "POSTGRES_POOL_SIZE": str(pool_size),
+            "POSTGRES_MAX_OVERFLOW": str(pool_size),
         }
         cls: type[ConsumerStore] = PostgresConsumerStore
     else:
