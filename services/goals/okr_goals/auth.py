@@ -1,7 +1,5 @@
-"""JWT bearer authentication (DESIGN "Auth"): claims sub (member id), org, roles.
-
-HS256 with a secret from settings by default; RS256 with a PEM public key or a JWKS URL.
-"""
+"""Development tokens for `okr token` and the tests. Verifying tokens is okr_web.auth's, the
+same for every service of the suite (DESIGN "Auth")."""
 
 from __future__ import annotations
 
@@ -9,53 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
-from .domain.access import Principal
 from .settings import GoalsSettings
-
-
-class AuthenticationError(Exception):
-    """No token, or a token that is forged, expired or missing claims (401)."""
-
-    def __init__(self, detail: str, code: str = "unauthenticated"):
-        super().__init__(detail)
-        self.detail = detail
-        self.code = code
-
-
-class TokenVerifier:
-    def __init__(self, settings: GoalsSettings):
-        settings.check_secure()
-        self.algorithm = settings.jwt_algorithm
-        self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
-        if self.algorithm == "HS256":
-            self._key: str | None = settings.hs256_secret()
-        else:
-            self._key = settings.jwt_public_key
-
-    def principal(self, authorization: str | None) -> Principal:
-        if not authorization:
-            raise AuthenticationError("send Authorization: Bearer <token>")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise AuthenticationError("the Authorization header must be 'Bearer <token>'")
-        try:
-            key = self._jwks.get_signing_key_from_jwt(token).key if self._jwks else self._key
-            claims = jwt.decode(
-                token.strip(),
-                key,
-                algorithms=[self.algorithm],
-                options={"require": ["sub", "org"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise AuthenticationError("the token has expired", "token_expired") from None
-        except jwt.PyJWTError as error:
-            raise AuthenticationError(f"invalid token: {error}", "invalid_token") from None
-        roles = claims.get("roles", [])
-        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-            raise AuthenticationError("the roles claim must be a list of strings", "invalid_token")
-        if not isinstance(claims["sub"], str) or not isinstance(claims["org"], str):
-            raise AuthenticationError("sub and org must be strings", "invalid_token")
-        return Principal(member_id=claims["sub"], org=claims["org"], roles=frozenset(roles))
 
 
 def mint_development_token(

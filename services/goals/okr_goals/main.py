@@ -13,11 +13,13 @@ from typing import Protocol
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from okr_events.tracing import configure_tracing
+from okr_web import problems as common
+from okr_web.problems import problem
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 
 from .api import build_router
-from .problems import install_problem_handlers, problem
+from .problems import install_problem_handlers
 from .service import GoalsService
 from .settings import GoalsSettings
 
@@ -99,7 +101,7 @@ def serve_contexts(
                 context.stop()
 
     app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
-    install_problem_handlers(app)
+    common.install_problem_handlers(app)
     for context in contexts:  # each context maps its own errors to problem+json
         context.install_problem_handlers(app)
     for context in contexts:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import psycopg
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
+from okr_web.auth import TokenVerifier
 
 from .application import GoalsApplication
-from .auth import TokenVerifier
 from .settings import GoalsSettings
 from .views import GoalViews, GoalViewsProjection, PostgresGoalViews, SQLiteGoalViews, ViewsRunner
 

@@ -6,19 +6,14 @@ from pathlib import Path
 from typing import Literal
 
 from okr_events import GOALS_TOPIC
+from okr_web.settings import JWTSettings
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-# Documented in the README: valid only on the embedded default (SQLite). Anything else must be
-# configured with a real secret or refuses to start.
-DEVELOPMENT_JWT_SECRET = "okr-embedded-development-secret-do-not-use-in-production"
+from pydantic_settings import SettingsConfigDict
 
 
-class InsecureConfiguration(RuntimeError):
-    """Raised at start-up when a non-embedded configuration has no real JWT secret."""
+class GoalsSettings(JWTSettings):
+    """Its JWT settings (GOALS_JWT_SECRET, _ALGORITHM, _PUBLIC_KEY, _JWKS_URL): JWTSettings."""
 
-
-class GoalsSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GOALS_", extra="ignore")
 
     persistence: Literal["sqlite", "postgres"] = "sqlite"
@@ -32,10 +27,6 @@ class GoalsSettings(BaseSettings):
     postgres_schema: str = "goals"
     postgres_pool_size: int = 10
 
-    jwt_secret: SecretStr | None = None
-    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
-    jwt_public_key: str | None = None  # PEM, for RS256
-    jwt_jwks_url: str | None = None  # for RS256 with a key set (kid in the token header)
     jwt_token_ttl_hours: int = 12  # for development tokens minted by `okr token`
 
     aggregate_cache_size: int = 10_000
@@ -51,27 +42,6 @@ class GoalsSettings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.persistence == "sqlite"
-
-    def hs256_secret(self) -> str:
-        """The signing secret; the development one only on the embedded default."""
-        secret = self.jwt_secret.get_secret_value() if self.jwt_secret else None
-        if self.embedded:
-            return secret or DEVELOPMENT_JWT_SECRET
-        if not secret or secret == DEVELOPMENT_JWT_SECRET or len(secret) < 32:
-            raise InsecureConfiguration(
-                "GOALS_JWT_SECRET must be set to a real secret of at least 32 characters "
-                "when GOALS_PERSISTENCE is not the embedded 'sqlite' default"
-            )
-        return secret
-
-    def check_secure(self) -> None:
-        """Refuse to start without a real key outside the embedded default."""
-        if self.jwt_algorithm == "HS256":
-            self.hs256_secret()
-        elif not (self.jwt_public_key or self.jwt_jwks_url):
-            raise InsecureConfiguration(
-                "GOALS_JWT_ALGORITHM=RS256 needs GOALS_JWT_PUBLIC_KEY or GOALS_JWT_JWKS_URL"
-            )
 
     def event_store_env(self) -> dict[str, str]:
         """Environment for the eventsourcing library's infrastructure factory."""

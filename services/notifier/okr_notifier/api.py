@@ -11,9 +11,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from okr_events.notifier import ReminderSettings
+from okr_web.principal import Principal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from .auth import Principal
 from .clock import FakeClock
 from .domain.errors import Forbidden, InvalidInput
 from .domain.messages import language, render

@@ -13,11 +13,12 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from okr_events.kafka import KafkaSettings
 from okr_events.tracing import configure_tracing
+from okr_web.problems import problem
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from .api import build_router
 from .clock import Clock
-from .problems import install_problem_handlers, problem
+from .problems import install_problem_handlers
 from .service import InProcessFeed, NotifierService
 from .settings import NotifierSettings
 from .webhook_api import build_webhook_router

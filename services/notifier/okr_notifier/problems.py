@@ -1,87 +1,17 @@
-"""RFC 9457 problem+json for every error (DESIGN "Errors"), as the goals service answers."""
+"""The notifier's errors as problem+json (DESIGN "Errors"); what every service answers the same
+way (401, invalid requests, unknown routes, 500) is okr_web.problems."""
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+from fastapi import FastAPI
+from okr_web import problems as common
+from okr_web.problems import install_domain_error_handler
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from .auth import AuthenticationError
 from .domain.errors import DomainError, Forbidden, InvalidInput, NotFound
 
-log = logging.getLogger(__name__)
-
-PROBLEM_JSON = "application/problem+json"
-TYPE_BASE = "https://okr.example/problems/"
-STATUS_OF: dict[type[DomainError], int] = {InvalidInput: 422, NotFound: 404, Forbidden: 403}
-TITLES = {
-    401: "Unauthenticated",
-    403: "Forbidden",
-    404: "Not found",
-    405: "Method not allowed",
-    409: "Conflict",
-    422: "Invalid input",
-    500: "Internal error",
-    503: "Service unavailable",
-}
-
-
-def problem(
-    status: int, code: str, detail: str, field: str | None = None, **extra: Any
-) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": TYPE_BASE + code,
-        "title": TITLES.get(status, "Error"),
-        "status": status,
-        "code": code,
-        "detail": detail,
-    }
-    if field is not None:
-        body["field"] = field
-    body.update(extra)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
-
-
-def _field_of(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
+STATUS_OF: dict[type[Exception], int] = {InvalidInput: 422, NotFound: 404, Forbidden: 403}
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    @app.exception_handler(DomainError)
-    async def domain_error(request: Request, error: DomainError) -> JSONResponse:
-        status = next((s for cls, s in STATUS_OF.items() if isinstance(error, cls)), 400)
-        return problem(status, error.code, error.detail, error.field)
-
-    @app.exception_handler(AuthenticationError)
-    async def unauthenticated(request: Request, error: AuthenticationError) -> JSONResponse:
-        return problem(401, error.code, error.detail)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": _field_of(tuple(e["loc"])), "message": e["msg"], "type": e["type"]}
-            for e in error.errors()
-        ]
-        first = errors[0] if errors else {"field": "body", "message": "invalid request"}
-        code = "validation_error"
-        if first.get("type") == "json_invalid":
-            code, first["field"] = "malformed_json", "body"
-        return problem(
-            422, code, f"{first['field']}: {first['message']}", first["field"], errors=errors
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
-        return problem(error.status_code, code, str(error.detail))
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return problem(500, "internal_error", "an unexpected error occurred; it was logged")
+    common.install_problem_handlers(app)
+    install_domain_error_handler(app, DomainError, STATUS_OF)

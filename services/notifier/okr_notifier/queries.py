@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from okr_events.consuming import ConsumerStore
+from okr_web.principal import Principal
 
-from .auth import Principal
 from .domain.directory import Directory
 from .domain.errors import NotFound
 from .domain.pace import expected_progress, is_behind, weighted_progress

@@ -19,9 +19,10 @@ from okr_events.in_process import InProcessRunner
 from okr_events.kafka import KafkaSettings
 from okr_events.mapping import contract_mapper
 from okr_events.relay import ToContract
+from okr_web.auth import TokenVerifier
+from okr_web.principal import Principal
 
 from .application import FollowsApplication
-from .auth import Principal, TokenVerifier
 from .clock import Clock, FakeClock, SystemClock
 from .domain.errors import NotFound
 from .projection import NotifierProjection

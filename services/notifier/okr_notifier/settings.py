@@ -6,19 +6,14 @@ from pathlib import Path
 from typing import Literal
 
 from okr_events import EXECUTION_TOPIC, GOALS_TOPIC
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-# The embedded default's documented development secret (the same as the goals service's, so
-# one `okr token` works for every context of `make run`).
-DEVELOPMENT_JWT_SECRET = "okr-embedded-development-secret-do-not-use-in-production"
+from okr_web.settings import JWTSettings
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
 
 
-class InsecureConfiguration(RuntimeError):
-    """Raised at start-up when a non-embedded configuration has no real JWT secret."""
+class NotifierSettings(JWTSettings):
+    """Its JWT settings (NOTIFIER_JWT_SECRET, _ALGORITHM, _PUBLIC_KEY, _JWKS_URL): JWTSettings."""
 
-
-class NotifierSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore")
 
     persistence: Literal["sqlite", "postgres"] = "sqlite"
@@ -32,13 +27,9 @@ class NotifierSettings(BaseSettings):
     postgres_schema: str = "notifier"
     postgres_pool_size: int = 4
 
-    jwt_secret: SecretStr | None = None
-    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
-    jwt_public_key: str | None = None
-    jwt_jwks_url: str | None = None
-
-    # What it consumes (OKR_KAFKA_* says where Kafka is), as its own consumer group.
-    topics: list[str] = [GOALS_TOPIC, EXECUTION_TOPIC]
+    # What it consumes (OKR_KAFKA_* says where Kafka is), as its own consumer group. (A Field,
+    # as ruff's RUF012 does not see a pydantic model through JWTSettings; pydantic copies it.)
+    topics: list[str] = Field(default=[GOALS_TOPIC, EXECUTION_TOPIC])
     group_id: str = "okr-notifier"
     consume: bool = True  # false: serve the API only (another process consumes)
 
@@ -61,26 +52,6 @@ class NotifierSettings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.persistence == "sqlite"
-
-    def hs256_secret(self) -> str:
-        secret = self.jwt_secret.get_secret_value() if self.jwt_secret else None
-        if self.embedded:
-            return secret or DEVELOPMENT_JWT_SECRET
-        if not secret or secret == DEVELOPMENT_JWT_SECRET or len(secret) < 32:
-            raise InsecureConfiguration(
-                "NOTIFIER_JWT_SECRET must be set to a real secret of at least 32 characters "
-                "when NOTIFIER_PERSISTENCE is not the embedded 'sqlite' default"
-            )
-        return secret
-
-    def check_secure(self) -> None:
-        if self.jwt_algorithm == "HS256":
-            self.hs256_secret()
-        elif not (self.jwt_public_key or self.jwt_jwks_url):
-            raise InsecureConfiguration(
-                "NOTIFIER_JWT_ALGORITHM=RS256 needs NOTIFIER_JWT_PUBLIC_KEY or "
-                "NOTIFIER_JWT_JWKS_URL"
-            )
 
     def postgres_conninfo(self) -> str:
         return (

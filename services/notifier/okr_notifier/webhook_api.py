@@ -9,9 +9,9 @@ from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Header, Query, Response
+from okr_web.principal import Principal
 from pydantic import BaseModel, ConfigDict, Field
 
-from .auth import Principal
 from .domain.errors import Forbidden, InvalidInput, NotFound
 from .webhooks import (
     Scope,

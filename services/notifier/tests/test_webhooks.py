@@ -25,7 +25,6 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from okr_notifier import schema, webhooks
-from okr_notifier.auth import AuthenticationError, Principal
 from okr_notifier.clock import FakeClock
 from okr_notifier.domain.errors import NotFound
 from okr_notifier.problems import install_problem_handlers
@@ -42,6 +41,8 @@ from okr_notifier.webhooks import (
     utc_text,
     verify,
 )
+from okr_web.auth import AuthenticationError
+from okr_web.principal import Principal
 
 try:
     from okr_events.consuming import open_consumer_store

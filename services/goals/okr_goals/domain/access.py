@@ -8,18 +8,12 @@ manager chain (transitively) and admins. Admins see everything.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+
+# The authenticated caller (JWT claims sub, org, roles) is the suite's one Principal, the type the
+# token verifier returns; the routes, use cases and these rules take it from here.
+from okr_web.principal import Principal
 
 from .organisation import Organisation
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The authenticated caller: JWT claims `sub`, `org` and `roles`."""
-
-    member_id: str
-    org: str
-    roles: frozenset[str] = field(default_factory=frozenset)
 
 
 def is_admin(principal: Principal, org: Organisation | None) -> bool:

@@ -1,12 +1,14 @@
-"""JWT bearer authentication, as every context of the suite does it (DESIGN "Auth")."""
+"""JWT bearer authentication, as every context of the suite does it (DESIGN "Auth"): claims sub
+(member id), org, roles.
+
+HS256 with a secret from settings by default; RS256 with a PEM public key or a JWKS URL."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import jwt
 
-from .settings import NotifierSettings
+from .principal import Principal
+from .settings import JWTSettings
 
 
 class AuthenticationError(Exception):
@@ -18,18 +20,9 @@ class AuthenticationError(Exception):
         self.code = code
 
 
-@dataclass(frozen=True)
-class Principal:
-    """The authenticated caller: JWT claims `sub` (member id), `org` (slug) and `roles`."""
-
-    member_id: str
-    org: str
-    roles: frozenset[str] = field(default_factory=frozenset)
-
-
 class TokenVerifier:
-    def __init__(self, settings: NotifierSettings):
-        settings.check_secure()
+    def __init__(self, settings: JWTSettings):
+        settings.check_secure()  # refuses to start without a real key outside the embedded default
         self.algorithm = settings.jwt_algorithm
         self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
         self._key = (
