@@ -197,8 +197,8 @@ def build_router(get_service: Callable[[], NotifierService]) -> APIRouter:
                 )
                 for item in items:
                     after = item["id"]
-                    yield ServerSentEvent(
-                        data=rendered(item, lang).model_dump(),
+                    yield ServerSentEvent(  # raw_data: UTF-8 JSON, not \u-escaped Chinese
+                        raw_data=rendered(item, lang).model_dump_json(),
                         event="notification",
                         id=str(item["id"]),
                     )

@@ -74,6 +74,7 @@ def read_events(response, count: int) -> list[dict]:
             current["id"] = line.split(":", 1)[1].strip()
         elif line.startswith("data:"):
             current["data"] = json.loads(line.split(":", 1)[1])
+            current["raw"] = line
         elif line == "" and current:
             if current.get("event") == "notification":
                 events.append(current)
@@ -103,6 +104,7 @@ def test_the_stream_sends_new_notifications_and_resumes(sqlite_suite: Suite):
     assert checked_in.wait(5)
     assert event["data"]["params"]["value_after"] == 42
     assert "进度" in event["data"]["text"]
+    assert "进度" in event["raw"] and "\\u" not in event["raw"]  # UTF-8 on the wire
     assert int(event["id"]) > existing["id"]
     # Reconnecting with Last-Event-ID resumes after it: the older one comes again, not the new.
     headers = {**suite.h("mengbo"), "Last-Event-ID": str(existing["id"] - 1)}
