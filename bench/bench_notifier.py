@@ -100,7 +100,7 @@ from okr_notifier.domain.follow import Follow
 from okr_notifier.rebuild import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS, rebuild
 from okr_notifier.service import open_store
 from okr_notifier.settings import NotifierSettings
-from okr_notifier.testing import postgres_settings
+from okr_notifier.testing import WEBHOOK_SECRET_KEY, postgres_settings
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -929,6 +929,7 @@ def notifier_env(
         "NOTIFIER_TOPICS": json.dumps([topic]),
         "NOTIFIER_GROUP_ID": group,
         "NOTIFIER_JWT_SECRET": bg.JWT_SECRET,  # the goals service's: one token for both
+        "NOTIFIER_WEBHOOK_SECRET_KEYS": WEBHOOK_SECRET_KEY,  # required outside the embedded default
         "NOTIFIER_SCHEDULER_ENABLED": "false",
         "OKR_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "OKR_KAFKA_TOPIC_PARTITIONS": str(kafka.topic_partitions),

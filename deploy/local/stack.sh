@@ -132,12 +132,15 @@ goals_env() {
 # for both) and a fake clock (development: PUT /admin/clock by an admin travels to tomorrow's
 # daily check; the scheduler ticks every 5 s so the travel is seen within seconds) and webhooks
 # allowed to call http:// and private addresses (a receiver on this machine; off elsewhere).
+# The key its webhooks' secrets are encrypted with is derived from the stack's secret (HMAC, so
+# it stays the same across restarts while data/stack/jwt_secret does).
 # Exported NOTIFIER_POSTGRES_* (except the schema), NOTIFIER_FAKE_CLOCK,
-# NOTIFIER_SCHEDULER_TICK_SECONDS, NOTIFIER_POSTGRES_POOL_SIZE and
-# NOTIFIER_WEBHOOK_ALLOW_PRIVATE_TARGETS values win.
+# NOTIFIER_SCHEDULER_TICK_SECONDS, NOTIFIER_POSTGRES_POOL_SIZE,
+# NOTIFIER_WEBHOOK_ALLOW_PRIVATE_TARGETS and NOTIFIER_WEBHOOK_SECRET_KEYS values win.
 notifier_env() {
   echo "NOTIFIER_PERSISTENCE=postgres"
   echo "NOTIFIER_JWT_SECRET=$(cat "$SECRET_FILE")"
+  echo "NOTIFIER_WEBHOOK_SECRET_KEYS=${NOTIFIER_WEBHOOK_SECRET_KEYS:-$(printf %s okr-notifier-webhook-secret-keys | openssl dgst -sha256 -hmac "$(cat "$SECRET_FILE")" -binary | base64 | tr '+/' '-_')}"
   echo "NOTIFIER_POSTGRES_HOST=${NOTIFIER_POSTGRES_HOST:-$PG_HOST}"
   echo "NOTIFIER_POSTGRES_PORT=${NOTIFIER_POSTGRES_PORT:-$PG_PORT}"
   echo "NOTIFIER_POSTGRES_DBNAME=${NOTIFIER_POSTGRES_DBNAME:-$PG_DB}"

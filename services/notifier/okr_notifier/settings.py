@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from okr_events import EXECUTION_TOPIC, GOALS_TOPIC
 from okr_web.settings import JWTSettings
-from pydantic import Field, SecretStr
-from pydantic_settings import SettingsConfigDict
+from pydantic import BeforeValidator, Field, SecretStr
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+
+def _key_list(value: Any) -> Any:
+    """NOTIFIER_WEBHOOK_SECRET_KEYS as "key1,key2" (or a JSON list): a list of keys."""
+    if not isinstance(value, str):
+        return value
+    parts: Any = value.split(",")
+    if value.strip().startswith("["):
+        # Never raise here (pydantic's error would show the keys): not JSON, each part fails
+        # as "not a Fernet key" in webhooks.py, which does not echo it.
+        with contextlib.suppress(ValueError):
+            parts = json.loads(value)
+    return [str(part).strip() for part in parts if str(part).strip()]
 
 
 class NotifierSettings(JWTSettings):
@@ -48,6 +63,14 @@ class NotifierSettings(JWTSettings):
     # The SSRF guard off: webhooks may call http:// and private, loopback, link-local ...
     # addresses. Tests and the local stack only (their receivers listen on 127.0.0.1).
     webhook_allow_private_targets: bool = False
+    # Fernet keys the webhooks' signing secrets are encrypted with at rest, comma-separated:
+    # the first encrypts, every one decrypts (rotation: add the new key last, then move it
+    # first; the worker re-encrypts at start-up; drop the old key after). Empty: the
+    # development key, on the embedded default only, like the JWT secret (webhooks.py's
+    # webhook_secret_keys refuses it elsewhere).
+    webhook_secret_keys: Annotated[list[SecretStr], NoDecode, BeforeValidator(_key_list)] = Field(
+        default=[]
+    )
 
     @property
     def embedded(self) -> bool:

@@ -1,7 +1,8 @@
 """A test kit for the notifier: settings on SQLite or PostgreSQL, with the goals test kit's
-JWT secret so one token works for both contexts, and webhooks allowed to call private addresses
-(the tests' webhook receivers listen on 127.0.0.1; pass webhook_allow_private_targets=False to
-test the SSRF guard)."""
+JWT secret so one token works for both contexts, a key for the webhooks' secrets (PostgreSQL
+refuses to start without one), and webhooks allowed to call private addresses (the tests'
+webhook receivers listen on 127.0.0.1; pass webhook_allow_private_targets=False to test the
+SSRF guard)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,14 @@ from urllib.parse import urlparse
 from .settings import NotifierSettings
 
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+#: NOTIFIER_WEBHOOK_SECRET_KEYS of the kit: base64 of b"okr-notifier-test-webhook-key-01".
+WEBHOOK_SECRET_KEY = "b2tyLW5vdGlmaWVyLXRlc3Qtd2ViaG9vay1rZXktMDE="
+
+
+_WEBHOOKS: dict[str, object] = {
+    "webhook_allow_private_targets": True,
+    "webhook_secret_keys": [WEBHOOK_SECRET_KEY],
+}
 
 
 def sqlite_settings(tmp_path: Path, **overrides: object) -> NotifierSettings:
@@ -19,7 +28,7 @@ def sqlite_settings(tmp_path: Path, **overrides: object) -> NotifierSettings:
         data_dir=tmp_path / "notifier",
         jwt_secret=JWT_SECRET,
         scheduler_enabled=False,
-        **({"webhook_allow_private_targets": True} | overrides),  # type: ignore[arg-type]
+        **(_WEBHOOKS | overrides),  # type: ignore[arg-type]
     )
 
 
@@ -36,5 +45,5 @@ def postgres_settings(dsn: str, schema: str, **overrides: object) -> NotifierSet
         postgres_pool_size=3,
         jwt_secret=JWT_SECRET,
         scheduler_enabled=False,
-        **({"webhook_allow_private_targets": True} | overrides),  # type: ignore[arg-type]
+        **(_WEBHOOKS | overrides),  # type: ignore[arg-type]
     )

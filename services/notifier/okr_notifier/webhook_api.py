@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .domain.errors import Forbidden, InvalidInput, NotFound
 from .webhooks import (
+    UNREADABLE_HINT,
     Scope,
     UnsafeTarget,
     Webhook,
@@ -24,6 +25,7 @@ from .webhooks import (
     list_deliveries,
     requeue_delivery,
     save_webhook,
+    secret_cipher,
     utc_text,
 )
 
@@ -56,7 +58,8 @@ class WebhookIn(BaseModel):
         "NOTIFIER_WEBHOOK_ALLOW_PRIVATE_TARGETS is set)"
     )
     secret: str = Field(
-        description=f"HMAC-SHA256 key of X-OKR-Signature ({MIN_SECRET} to {MAX_SECRET} characters)"
+        description=f"HMAC-SHA256 key of X-OKR-Signature ({MIN_SECRET} to {MAX_SECRET} "
+        "characters); stored encrypted (NOTIFIER_WEBHOOK_SECRET_KEYS)"
     )
 
 
@@ -64,7 +67,10 @@ class WebhookOut(BaseModel):
     scope: Literal["member", "org"]
     owner_id: str = Field(description="the member's id, or the organisation's id")
     url: str
-    secret_hint: str = Field(description="the secret's last 4 characters (never the secret)")
+    secret_hint: str = Field(
+        description="the secret's last 4 characters (never the secret); "
+        f"{UNREADABLE_HINT!r} when no configured key decrypts it (set it again)"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -189,11 +195,16 @@ def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter
         # Last, as it resolves the host (a DNS lookup); a refusal stores nothing.
         check_safe_target(url, bool(service.settings.webhook_allow_private_targets))
         at = utc_text(service.clock.now())
-        return WebhookOut.of(save_webhook(service.store, org_id, scope, owner_id, url, secret, at))
+        cipher = secret_cipher(service.settings)
+        return WebhookOut.of(
+            save_webhook(service.store, org_id, scope, owner_id, url, secret, at, cipher=cipher)
+        )
 
     def get(scope: Scope, authorization: str | None) -> WebhookOut:
         service, org_id, owner_id = owner(authorization, scope)
-        webhook = get_webhook(service.store, org_id, scope, owner_id)
+        webhook = get_webhook(
+            service.store, org_id, scope, owner_id, cipher=secret_cipher(service.settings)
+        )
         if webhook is None:
             raise NotFound(f"no {scope} webhook is configured", code="webhook_not_found")
         return WebhookOut.of(webhook)
@@ -233,7 +244,8 @@ def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter
                 field="notification_id",
                 code="delivery_not_found",
             )
-        if get_webhook(store, org_id, scope, owner_id) is None:
+        cipher = secret_cipher(service.settings)
+        if get_webhook(store, org_id, scope, owner_id, cipher=cipher) is None:
             raise InvalidInput(
                 f"configure the {scope} webhook before retrying", code="webhook_not_found"
             )

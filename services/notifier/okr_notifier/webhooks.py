@@ -22,6 +22,16 @@ fails at once, with the reason as its last error. ``NOTIFIER_WEBHOOK_ALLOW_PRIVA
 turns the address checks off (and allows http://) for tests and the local stack, whose
 receivers listen on 127.0.0.1.
 
+Signing secrets at rest: the ``secret`` column holds a Fernet token (AES-128-CBC and
+HMAC-SHA256, `SecretCipher`) under the first of ``NOTIFIER_WEBHOOK_SECRET_KEYS``; every key of
+the list decrypts, so keys rotate (`webhook_secret_keys` says which keys are acceptable: the
+development key on the embedded default only). A value that does not have a Fernet token's
+form is a secret stored in plain text before secrets were encrypted: it is still used, and
+`reencrypt_secrets` (the worker's first round, and again for a row met at delivery) encrypts
+it, as it re-encrypts a token of an older key under the first one. A token no configured key
+decrypts fails its deliveries for good with `UNDECRYPTABLE` as the last error: the owner sets
+the secret again.
+
 Two replicas: on PostgreSQL a replica claims due rows with ``FOR UPDATE SKIP LOCKED`` and, in
 the same statement, counts the attempt and moves ``next_attempt_at`` past the time the attempt
 may take (a lease), so the other replica neither waits for nor picks them; the outcome is
@@ -30,16 +40,19 @@ written only if the attempt still holds the row (same attempt number, still pend
 
 from __future__ import annotations
 
+import base64
+import functools
 import hashlib
 import hmac
 import ipaddress
 import json
 import logging
 import random
+import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -47,6 +60,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpcore
 import httpx
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from okr_web.settings import InsecureConfiguration
 
 from .domain.messages import LANGUAGES, render
 
@@ -200,47 +215,70 @@ def request_headers(
 
 @dataclass(frozen=True)
 class Webhook:
+    """A webhook as the API shows it: never its secret, only the secret's last characters."""
+
     org_id: str
     scope: Scope
     owner_id: str
     url: str
-    secret: str
+    secret_hint: str
     created_at: str
     updated_at: str
 
-    @property
-    def secret_hint(self) -> str:
-        return "…" + self.secret[-4:]
 
+def secret_hint(secret: str) -> str:
+    return "…" + secret[-4:]
+
+
+#: The hint of a secret no configured key decrypts (see UNDECRYPTABLE).
+UNREADABLE_HINT = "(cannot be decrypted: set the secret again)"
 
 _WEBHOOK_KEY = "org_id = :org_id AND scope = :scope AND owner_id = :owner_id"
+_WEBHOOK_COLUMNS = "org_id, scope, owner_id, url, created_at, updated_at"
 _DELIVERY_COLUMNS = """notification_id, scope, owner_id, org_id, status, attempts,
     next_attempt_at, last_attempt_at, last_status_code, last_error, delivered_at, created_at"""
 
 
 def save_webhook(
-    store: ConsumerStore, org_id: str, scope: Scope, owner_id: str, url: str, secret: str, at: str
+    store: ConsumerStore,
+    org_id: str,
+    scope: Scope,
+    owner_id: str,
+    url: str,
+    secret: str,
+    at: str,
+    *,
+    cipher: SecretCipher,
 ) -> Webhook:
-    """Create or replace the webhook of a member or an organisation."""
+    """Create or replace the webhook of a member or an organisation; the secret is stored
+    encrypted with the cipher's first key."""
     rows = store.query(
-        """INSERT INTO webhooks (org_id, scope, owner_id, url, secret, created_at, updated_at)
+        f"""INSERT INTO webhooks (org_id, scope, owner_id, url, secret, created_at, updated_at)
         VALUES (:org_id, :scope, :owner_id, :url, :secret, :at, :at)
         ON CONFLICT (org_id, scope, owner_id) DO UPDATE SET url = excluded.url,
             secret = excluded.secret, updated_at = excluded.updated_at
-        RETURNING org_id, scope, owner_id, url, secret, created_at, updated_at""",
-        {"org_id": org_id, "scope": scope, "owner_id": owner_id, "url": url, "secret": secret,
-         "at": at},
+        RETURNING {_WEBHOOK_COLUMNS}""",
+        {"org_id": org_id, "scope": scope, "owner_id": owner_id, "url": url,
+         "secret": cipher.encrypt(secret), "at": at},
     )  # fmt: skip
-    return Webhook(**dict(rows[0]))
+    return Webhook(**dict(rows[0]), secret_hint=secret_hint(secret))
 
 
-def get_webhook(store: ConsumerStore, org_id: str, scope: Scope, owner_id: str) -> Webhook | None:
+def get_webhook(
+    store: ConsumerStore, org_id: str, scope: Scope, owner_id: str, *, cipher: SecretCipher
+) -> Webhook | None:
     rows = store.query(
-        f"SELECT org_id, scope, owner_id, url, secret, created_at, updated_at FROM webhooks "
-        f"WHERE {_WEBHOOK_KEY}",
+        f"SELECT {_WEBHOOK_COLUMNS}, secret FROM webhooks WHERE {_WEBHOOK_KEY}",
         {"org_id": org_id, "scope": scope, "owner_id": owner_id},
     )
-    return Webhook(**dict(rows[0])) if rows else None
+    if not rows:
+        return None
+    row = dict(rows[0])
+    try:
+        hint = secret_hint(cipher.reveal(row.pop("secret")).secret)
+    except UndecryptableSecret:
+        hint = UNREADABLE_HINT
+    return Webhook(**row, secret_hint=hint)
 
 
 def delete_webhook(store: ConsumerStore, org_id: str, scope: Scope, owner_id: str, at: str) -> bool:
@@ -311,6 +349,173 @@ def requeue_delivery(
          "notification_id": notification_id, "at": at},
     )  # fmt: skip
     return dict(rows[0]) if rows else None
+
+
+# ---- signing secrets at rest --------------------------------------------------------------------
+
+#: Valid only on the embedded default, like okr_web.settings.DEVELOPMENT_JWT_SECRET: it is in
+#: the source, so it protects nothing. Base64 of b"okr-embedded-dev-webhook-key-000".
+DEVELOPMENT_WEBHOOK_SECRET_KEY = "b2tyLWVtYmVkZGVkLWRldi13ZWJob29rLWtleS0wMDA="
+GENERATE_KEY = (
+    'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+)
+
+
+def undecryptable_error(scope: Scope) -> str:
+    """The last error of a delivery whose webhook's secret no configured key decrypts."""
+    path = "/webhooks/me" if scope == "member" else "/webhooks/org"
+    return (
+        "the webhook's secret cannot be decrypted with the configured "
+        f"NOTIFIER_WEBHOOK_SECRET_KEYS: set it again with PUT {path}"
+    )
+
+
+#: The member webhook's (the text the README and the tests quote).
+UNDECRYPTABLE = undecryptable_error("member")
+
+
+class UndecryptableSecret(Exception):
+    """A stored secret that no configured key decrypts (its key was rotated away)."""
+
+
+def webhook_secret_keys(settings: NotifierSettings) -> list[str]:
+    """The Fernet keys of NOTIFIER_WEBHOOK_SECRET_KEYS, first the one that encrypts.
+
+    The development key is used when none is set, and accepted, exactly where the development
+    JWT secret is (`JWTSettings.hs256_secret`): on the embedded default. Elsewhere a real key is
+    required and the development key refused: InsecureConfiguration, at start-up (the
+    `DeliveryWorker` is built with the service). A malformed key is refused everywhere, without
+    echoing it."""
+    variable = settings._variable("webhook_secret_keys")
+    keys = [key.get_secret_value().strip() for key in settings.webhook_secret_keys]
+    keys = [key for key in keys if key]
+    if settings.embedded:
+        keys = keys or [DEVELOPMENT_WEBHOOK_SECRET_KEY]
+    elif not keys or DEVELOPMENT_WEBHOOK_SECRET_KEY in keys:
+        raise InsecureConfiguration(
+            f"{variable} must be set to one or more real Fernet keys (comma-separated, the "
+            f"first encrypts) when {settings._variable('persistence')} is not the embedded "
+            f"'sqlite' default; generate one with: {GENERATE_KEY}"
+        )
+    for position, key in enumerate(keys, 1):
+        try:
+            Fernet(key)
+        except (TypeError, ValueError):
+            raise InsecureConfiguration(
+                f"{variable}: key {position} of {len(keys)} is not a Fernet key (32 url-safe "
+                f"base64-encoded bytes); generate one with: {GENERATE_KEY}"
+            ) from None
+    return keys
+
+
+_TOKEN_FORM = re.compile(r"[A-Za-z0-9_-]+={0,2}")
+
+
+def looks_encrypted(stored: str) -> bool:
+    """Whether a stored secret has a Fernet token's form: url-safe base64 of version 0x80, a
+    timestamp (8 bytes), an IV (16), whole AES blocks (16 each, at least one) and an HMAC (32).
+    Anything else was stored in plain text, before secrets were encrypted."""
+    if len(stored) % 4 or not _TOKEN_FORM.fullmatch(stored):
+        return False
+    try:
+        raw = base64.urlsafe_b64decode(stored)
+    except ValueError:  # binascii.Error
+        return False
+    return len(raw) >= 73 and raw[0] == 0x80 and (len(raw) - 57) % 16 == 0
+
+
+@dataclass(frozen=True)
+class Revealed:
+    """A stored secret, decrypted; ``stored_as`` says whether to encrypt it again: "plain"
+    (stored before secrets were encrypted) or "older_key" (not the first key's)."""
+
+    secret: str
+    stored_as: Literal["current", "older_key", "plain"]
+
+    @property
+    def stale(self) -> bool:
+        return self.stored_as != "current"
+
+
+class SecretCipher:
+    """Fernet under the first key, MultiFernet over all of them (rotation)."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        if not keys:
+            raise ValueError("at least one key")
+        self._first = Fernet(keys[0])
+        self._all = MultiFernet([Fernet(key) for key in keys])
+
+    def encrypt(self, secret: str) -> str:
+        return self._all.encrypt(secret.encode()).decode()  # MultiFernet: the first key
+
+    def reveal(self, stored: str) -> Revealed:
+        """The secret of a stored value; raises UndecryptableSecret if no key decrypts it."""
+        if not looks_encrypted(stored):
+            return Revealed(stored, "plain")
+        token = stored.encode()
+        try:
+            return Revealed(self._first.decrypt(token).decode(), "current")
+        except InvalidToken:
+            pass
+        try:
+            return Revealed(self._all.decrypt(token).decode(), "older_key")
+        except InvalidToken:
+            raise UndecryptableSecret("no configured key decrypts the secret") from None
+
+
+@functools.lru_cache(maxsize=4)
+def _cipher(keys: tuple[str, ...]) -> SecretCipher:
+    return SecretCipher(keys)
+
+
+def secret_cipher(settings: NotifierSettings) -> SecretCipher:
+    """The cipher of the settings' keys (see webhook_secret_keys: may refuse them)."""
+    return _cipher(tuple(webhook_secret_keys(settings)))
+
+
+_REWRITE = (
+    f"UPDATE webhooks SET secret = :new WHERE {_WEBHOOK_KEY} AND secret = :old RETURNING owner_id"
+)
+
+
+def rewrite_secret(tx: Tx, key: Mapping[str, str], old: str, new: str) -> bool:
+    """Store ``new`` (a token of the first key) in place of ``old``, unless the row changed
+    meanwhile (a PUT wins: compare and set). True if rewritten."""
+    return bool(tx.execute(_REWRITE, {**key, "old": old, "new": new}))
+
+
+@dataclass
+class Reencrypted:
+    """What `reencrypt_secrets` did: secrets encrypted that were plain text, tokens of an older
+    key moved to the first, and tokens no key decrypts (left as they are)."""
+
+    plain: int = 0
+    older_key: int = 0
+    undecryptable: int = 0
+
+
+def reencrypt_secrets(store: ConsumerStore, cipher: SecretCipher) -> Reencrypted:
+    """The migration of stored secrets: each one stored in plain text (before this was
+    encrypted) or under an older key is encrypted with the first key. Idempotent; safe in
+    several replicas at once (compare and set, rows in key order); a secret no key decrypts is
+    left for its owner to set again (its deliveries fail with UNDECRYPTABLE)."""
+    done = Reencrypted()
+    with store._tx() as tx:
+        rows = tx.execute(
+            "SELECT org_id, scope, owner_id, secret FROM webhooks ORDER BY org_id, scope, owner_id"
+        )
+        for row in rows:
+            key = {"org_id": row["org_id"], "scope": row["scope"], "owner_id": row["owner_id"]}
+            try:
+                revealed = cipher.reveal(row["secret"])
+            except UndecryptableSecret:
+                done.undecryptable += 1
+                continue
+            new = cipher.encrypt(revealed.secret) if revealed.stale else None
+            if new is not None and rewrite_secret(tx, key, row["secret"], new):
+                setattr(done, revealed.stored_as, getattr(done, revealed.stored_as) + 1)
+    return done
 
 
 # ---- the SSRF guard -----------------------------------------------------------------------------
@@ -564,6 +769,10 @@ class DeliveryWorker:
     ``webhook_poll_seconds`` or sooner when ``wake()`` is called (the projection does when it
     stores notifications); ``stop()`` ends the loop promptly, ``close()`` also waits for it and
     closes the HTTP client. The store belongs to the caller: ``close()`` leaves it open.
+
+    Built with the service, it refuses keys unfit for the configuration (`secret_cipher`:
+    InsecureConfiguration). Its first round runs `reencrypt_secrets` (until it succeeds once);
+    a secret met in plain text or under an older key at delivery is re-encrypted too.
     """
 
     def __init__(
@@ -581,8 +790,10 @@ class DeliveryWorker:
         self.clock = clock
         self.batch_size = batch_size
         self.jitter = jitter
+        self.cipher = secret_cipher(settings)
         self.client = client or guarded_client(settings)
         self.error: BaseException | None = None
+        self.reencrypted: Reencrypted | None = None  # the start-up pass, once it ran
         self.delivered = 0
         self.failed = 0
         self.retried = 0
@@ -594,6 +805,8 @@ class DeliveryWorker:
 
     def run_once(self) -> int:
         """Attempt the due deliveries (each at most once); returns how many were attempted."""
+        if self.reencrypted is None:
+            self._reencrypt()
         attempted = 0
         for _ in range(MAX_BATCHES):
             claimed = self._claim()
@@ -605,6 +818,28 @@ class DeliveryWorker:
             if len(claimed) < self.batch_size or self._stopping.is_set():
                 break
         return attempted
+
+    def _reencrypt(self) -> None:
+        """The start-up pass over stored secrets; a failure is logged and the pass retried next
+        round, while deliveries go on (they re-encrypt what they meet)."""
+        try:
+            self.reencrypted = done = reencrypt_secrets(self.store, self.cipher)
+        except Exception:
+            log.exception("re-encrypting the webhooks' secrets failed; retried next round")
+            return
+        if done.plain or done.older_key:
+            log.info(
+                "webhook secrets encrypted with the first NOTIFIER_WEBHOOK_SECRET_KEYS key: %s "
+                "stored in plain text, %s under an older key",
+                done.plain,
+                done.older_key,
+            )
+        if done.undecryptable:
+            log.warning(
+                "%s webhook secret(s) cannot be decrypted with NOTIFIER_WEBHOOK_SECRET_KEYS: "
+                "their deliveries fail until their owners set them again",
+                done.undecryptable,
+            )
 
     @property
     def lease_seconds(self) -> float:
@@ -669,8 +904,33 @@ class DeliveryWorker:
             # Claimed before by a replica that died during its attempt, the last one allowed.
             outcome = Outcome("failed", error="gave up: the last attempt did not finish")
         else:
-            outcome = self.send(webhook["url"], webhook["secret"], notification, attempt)
+            secret = self._secret(delivery, webhook)
+            if secret is None:  # retrying cannot help until the owner sets it again
+                outcome = Outcome("failed", error=undecryptable_error(delivery["scope"]))
+            else:
+                outcome = self.send(webhook["url"], secret, notification, attempt)
         self._record(delivery, outcome)
+
+    def _secret(self, delivery: Mapping[str, Any], webhook: dict[str, Any]) -> str | None:
+        """The webhook's secret, decrypted (None if no key can); one stored in plain text or
+        under an older key is encrypted with the first key on the way (the start-up pass may
+        not have seen it: a replica of a version before encryption stored it since)."""
+        stored = webhook["secret"]
+        try:
+            revealed = self.cipher.reveal(stored)
+        except UndecryptableSecret:
+            return None
+        if revealed.stale:
+            key = {name: delivery[name] for name in ("org_id", "scope", "owner_id")}
+            new = self.cipher.encrypt(revealed.secret)
+            try:
+                with self.store._tx() as tx:
+                    if rewrite_secret(tx, key, stored, new):
+                        log.info("webhook secret of %(scope)s %(owner_id)s re-encrypted", key)
+            except Exception:  # the delivery matters more; its next delivery tries again
+                log.exception("re-encrypting the secret of %(scope)s %(owner_id)s failed", key)
+            webhook["secret"] = new  # the batch's other deliveries to it: nothing to do
+        return revealed.secret
 
     def send(self, url: str, secret: str, notification: Mapping[str, Any], attempt: int) -> Outcome:
         """POST one notification to a webhook; never raises."""
