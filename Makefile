@@ -86,6 +86,7 @@ schemas: install ## regenerate the JSON Schemas of the event contracts
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m okr_events.schemas check
 
 format: install

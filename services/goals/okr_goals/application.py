@@ -15,6 +15,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
 from .domain.access import (
@@ -93,7 +94,7 @@ class GoalsApplication(Application[uuid.UUID]):
         recent = self._reference.get(aggregate_id)
         if recent is not None and now - recent[0] < self._reference_max_age:
             return recent[1]
-        aggregate = self.repository.get(aggregate_id, deepcopy_from_cache=False)
+        aggregate: Any = self.repository.get(aggregate_id, deepcopy_from_cache=False)
         self._reference[aggregate_id] = (now, aggregate)
         return aggregate
 
@@ -521,7 +522,7 @@ class GoalsApplication(Application[uuid.UUID]):
                 continue
             seen.add(current)
             try:
-                parent = self.repository.get(current, deepcopy_from_cache=False)
+                parent: Objective = self.repository.get(current, deepcopy_from_cache=False)
             except AggregateNotFoundError:
                 continue
             frontier.extend(parent.parent_objective_ids)
@@ -723,7 +724,7 @@ class GoalsApplication(Application[uuid.UUID]):
     ) -> Objective:
         """The objective if the caller may see it; a private copy unless copy=False (reads)."""
         try:
-            objective = self.repository.get(objective_id, deepcopy_from_cache=copy)
+            objective: Aggregate = self.repository.get(objective_id, deepcopy_from_cache=copy)
         except AggregateNotFoundError:
             raise NotFound(f"unknown objective {objective_id}", field=field) from None
         # Another organisation's objective or one the caller may not see: the same 404.

@@ -195,7 +195,7 @@ def _load(app: GoalsApplication, org: str) -> str:
     company_id = None
     for cycle_key, department_id, responsible, level, title, key_results in OBJECTIVES:
         krs = [{**kr, "current": None} for kr in key_results]  # progress comes by check-ins
-        align = (
+        align: list[dict[str, Any]] = (
             []
             if company_id is None or level == "company"
             else [{"objective_id": company_id, "kr_id": None}]

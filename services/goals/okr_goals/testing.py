@@ -84,6 +84,7 @@ class Org:
 
 def build_org(client: TestClient, settings: GoalsSettings) -> Org:
     admin = auth(settings, "root", roles=["admin"])
+    body: dict[str, Any]
     for body in (
         {"id": "cs", "name": "客户成功部"},
         {"id": "pm", "name": "产品市场部"},

@@ -19,7 +19,6 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from eventsourcing.application import Application
-from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Tracking, TrackingRecorder
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.projection import ApplicationSubscription, Projection
@@ -296,7 +295,7 @@ class GoalViewsProjection(Projection[GoalViews]):
         if isinstance(domain_event, Objective.Event):
             self._objective_event(domain_event, tracking)
         elif isinstance(domain_event, Cycle.Event):
-            cycle = self._app.repository.get(
+            cycle: Cycle = self._app.repository.get(
                 domain_event.originator_id, version=domain_event.originator_version
             )
             summary = cycle_summary(cycle)
@@ -310,7 +309,7 @@ class GoalViewsProjection(Projection[GoalViews]):
         else:
             self.view.skip(tracking)
 
-    def _fold(self, event: DomainEventProtocol[uuid.UUID]) -> Objective:
+    def _fold(self, event: Objective.Event) -> Objective:
         cached = self._objectives.pop(event.originator_id, None)
         if cached is not None and cached.version == event.originator_version - 1:
             objective = event.mutate(cached)

@@ -25,7 +25,7 @@ class FollowsApplication(Application[uuid.UUID]):
         """Start (or resume) following; following twice changes nothing."""
         for _ in range(2):  # a concurrent first follow wins the creation: then resume it
             try:
-                follow = self.repository.get(follow_id(org_id, follower_id, objective_id))
+                follow: Follow = self.repository.get(follow_id(org_id, follower_id, objective_id))
             except AggregateNotFoundError:
                 follow = Follow.start(org_id, follower_id, objective_id, settings)
             else:
@@ -47,7 +47,7 @@ class FollowsApplication(Application[uuid.UUID]):
         self, org_id: uuid.UUID, follower_id: str, objective_id: uuid.UUID
     ) -> list[Recording[uuid.UUID]]:
         try:
-            follow = self.repository.get(follow_id(org_id, follower_id, objective_id))
+            follow: Follow = self.repository.get(follow_id(org_id, follower_id, objective_id))
         except AggregateNotFoundError:
             return []
         follow.stop()
@@ -55,7 +55,7 @@ class FollowsApplication(Application[uuid.UUID]):
 
     def get_follow(self, org_id: uuid.UUID, follower_id: str, objective_id: uuid.UUID) -> Follow:
         try:
-            follow = self.repository.get(follow_id(org_id, follower_id, objective_id))
+            follow: Follow = self.repository.get(follow_id(org_id, follower_id, objective_id))
         except AggregateNotFoundError:
             raise NotFound("you do not follow this objective", field="objective_id") from None
         if not follow.active:

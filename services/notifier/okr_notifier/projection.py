@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from okr_events import execution, goals, notifier
+from okr_events.base import EventContract
 from okr_events.codec import InboundEvent
 from okr_events.consumer_store import chunks, in_clause
 from okr_events.consuming import Tx
@@ -812,7 +813,7 @@ def _check_in(p: NotifierProjection, c: Any, e: InboundEvent, b: _Batch) -> None
     )
 
 
-_OBJECTIVE_STATUS = {
+_OBJECTIVE_STATUS: dict[type[EventContract], str] = {
     goals.ObjectiveSubmittedForApproval: "pending_approval",
     goals.ObjectiveActivated: "active",
     goals.ObjectiveApproved: "active",

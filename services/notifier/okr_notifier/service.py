@@ -28,6 +28,7 @@ from .domain.errors import NotFound
 from .projection import NotifierProjection
 from .queries import Reads
 from .scheduler import DailyChecks, Scheduler
+from .schema import Dialect
 from .settings import NotifierSettings
 from .webhooks import DeliveryWorker
 
@@ -59,7 +60,7 @@ class NotifierService:
         self.kafka = kafka or KafkaSettings()
         self.verifier = TokenVerifier(settings)
         self.clock = clock or (FakeClock(ticking=True) if settings.fake_clock else SystemClock())
-        self.dialect = "sqlite" if settings.embedded else "postgres"
+        self.dialect: Dialect = "sqlite" if settings.embedded else "postgres"
         self.store = open_store(settings)
         self.reads = Reads(self.store)
         self.follows = FollowsApplication(env=settings.event_store_env())

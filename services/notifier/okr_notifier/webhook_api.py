@@ -16,6 +16,7 @@ from .domain.errors import Forbidden, InvalidInput, NotFound
 from .webhooks import (
     UNREADABLE_HINT,
     Scope,
+    Status,
     UnsafeTarget,
     Webhook,
     check_target,
@@ -217,7 +218,11 @@ def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter
         return Response(status_code=204)
 
     def deliveries(
-        scope: Scope, authorization: str | None, status: str | None, limit: int, after: int | None
+        scope: Scope,
+        authorization: str | None,
+        status: Status | None,
+        limit: int,
+        after: int | None,
     ) -> DeliveryPage:
         service, org_id, owner_id = owner(authorization, scope)
         rows = list_deliveries(
@@ -225,7 +230,7 @@ def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter
             org_id,
             scope,
             owner_id,
-            status=status,  # type: ignore[arg-type]  (checked by the Query's Literal)
+            status=status,
             limit=limit,
             after=after,
         )

@@ -662,16 +662,16 @@ class GuardedBackend(httpcore.SyncBackend):
         if not addresses:
             raise httpcore.ConnectError(f"the host {host} does not resolve")
         check_addresses(host, addresses)
-        error: httpcore.ConnectError | None = None
+        last_error: httpcore.ConnectError | None = None
         for address in addresses:  # each in turn, as socket.create_connection would
             try:
                 return super().connect_tcp(
                     str(address), port, timeout, local_address, socket_options
                 )
             except httpcore.ConnectError as refused:
-                error = refused
-        assert error is not None
-        raise error
+                last_error = refused
+        assert last_error is not None
+        raise last_error
 
 
 class GuardedTransport(httpx.HTTPTransport):
@@ -1060,6 +1060,6 @@ class DeliveryWorker:
 def due_counts(store: ConsumerStore) -> dict[str, int]:
     """How many deliveries are in each status (for health checks and metrics)."""
     rows = store.query("SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status")
-    counts = dict.fromkeys(STATUSES, 0)
+    counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
     counts.update({row["status"]: int(row["n"]) for row in rows})
     return counts

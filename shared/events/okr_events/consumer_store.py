@@ -337,6 +337,10 @@ class ConsumerStore(TrackingRecorder):
         with self._tx() as tx:
             return tx.execute(statement, params)
 
+    if TYPE_CHECKING:  # provided by the library's recorders the concrete stores mix in below
+
+        def _insert_tracking(self, c: Any, tracking: Tracking) -> None: ...
+
     def _track(self, tx: _Cursor, tracking: Tracking) -> None:
         self._insert_tracking(tx._cursor, tracking)
 

@@ -85,7 +85,11 @@ class EventHandler(Protocol):
     """
 
     name: str
-    create_statements: Sequence[str]
+
+    @property
+    def create_statements(self) -> Sequence[str]:
+        """The handler's tables (read-only here: a tuple or a list both do)."""
+        ...
 
     def handle(self, event: InboundEvent, tx: Tx) -> None: ...
 

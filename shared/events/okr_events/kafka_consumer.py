@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -36,6 +36,18 @@ from .consuming import (
 from .kafka import DLQ_SUFFIX, KafkaSettings
 
 log = logging.getLogger(__name__)
+
+
+def partition_of(message: Message) -> tuple[str, int]:
+    """(topic, partition) of a message `consume` returned, error events such as partition EOF
+    included (the stubs make both Optional, as they are on a message built to produce)."""
+    return cast(str, message.topic()), cast(int, message.partition())
+
+
+def consumed_headers(message: Message) -> list[tuple[str, bytes]]:
+    """The headers of a consumed message: a list of (name, bytes) pairs (the stubs also allow
+    the dict that only `produce` takes)."""
+    return cast(list[tuple[str, bytes]], message.headers() or [])
 
 
 class PositionsAheadOfTopic(RuntimeError):
@@ -154,14 +166,15 @@ class KafkaConsumerRunner(StoppableRunner):
         for message in messages:
             error = message.error()
             if error is None:
+                topic, partition = partition_of(message)
                 raws.append(
                     RawMessage(
-                        message.topic(),
-                        message.partition(),
-                        message.offset(),
+                        topic,
+                        partition,
+                        cast(int, message.offset()),  # set on every message without error
                         message.key(),
                         message.value(),
-                        message.headers() or [],
+                        consumed_headers(message),
                     )
                 )
             elif error.code() == KafkaError._PARTITION_EOF:
@@ -182,11 +195,15 @@ class KafkaConsumerRunner(StoppableRunner):
         self, event: InboundEvent | None, raw: RawMessage, error: BaseException
     ) -> None:
         outcome: list[KafkaError | None] = []
+        headers: list[tuple[str, str | bytes | None]] = [
+            *raw.headers,
+            *error_headers(raw, error, self.group_id),
+        ]
         self._dlq.produce(
             raw.topic + DLQ_SUFFIX,
             key=raw.key,
             value=raw.value,
-            headers=raw.headers + error_headers(raw, error, self.group_id),
+            headers=headers,
             on_delivery=lambda err, _msg: outcome.append(err),
         )
         self._dlq.flush(30)

@@ -214,7 +214,9 @@ class OutboxRelay:
                     message.topic,
                     value=message.value,
                     key=message.key,
-                    headers=message.headers,
+                    # confluent-kafka types headers as an invariant List of (str, str | bytes |
+                    # None); our list of (str, bytes) is valid, only the annotation rejects it.
+                    headers=message.headers,  # type: ignore[arg-type]
                     on_delivery=on_delivery,
                 )
                 break

@@ -33,10 +33,10 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from queue import Full, Queue
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -49,7 +49,7 @@ from .consuming import (
     decode_batch,
 )
 from .kafka import KafkaSettings
-from .kafka_consumer import PositionsAheadOfTopic
+from .kafka_consumer import PositionsAheadOfTopic, consumed_headers, partition_of
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ class _Reader:
             return None
         raws: list[RawMessage] = []
         for message in self.consumer.consume(size, timeout=0.5):
-            key = (message.topic(), message.partition())
+            key = partition_of(message)
             error = message.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
@@ -208,13 +208,18 @@ class _Reader:
                 continue
             if key not in self.next:
                 continue  # past its end, fetched before the pause
-            offset = message.offset()
+            offset = cast(int, message.offset())  # set on every message without error
             if offset >= self.ends[key]:
                 self._finish(key)
                 continue
             raws.append(
                 RawMessage(
-                    key[0], key[1], offset, message.key(), message.value(), message.headers() or []
+                    key[0],
+                    key[1],
+                    offset,
+                    message.key(),
+                    message.value(),
+                    consumed_headers(message),
                 )
             )
             self.done += offset + 1 - self.next[key]
@@ -267,7 +272,7 @@ def _read(
 T = TypeVar("T")
 
 
-def _prefetched(read: Callable[[], T | None], depth: int = 2) -> Iterator[T]:
+def _prefetched(read: Callable[[], T | None], depth: int = 2) -> Generator[T, None, None]:
     """The results of calling ``read`` until it returns None, made by a thread of their own up
     to ``depth`` ahead. Its error is raised here; stopping early stops it."""
     queue: Queue[tuple[T | None, BaseException | None]] = Queue(maxsize=depth)

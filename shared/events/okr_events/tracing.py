@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
+from eventsourcing.domain import TAggregateID
 from eventsourcing.persistence import Mapper, StoredEvent
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -49,8 +50,6 @@ _W3C_KEYS = ("traceparent", "tracestate")
 # Explicitly W3C rather than the global propagator: the stored and published format is a
 # contract (other consumers read `traceparent`), whatever OTEL_PROPAGATORS says.
 _W3C = TraceContextTextMapPropagator()
-
-TAggregateID = TypeVar("TAggregateID")
 
 
 class TracingSettings(BaseSettings):

@@ -25,8 +25,11 @@ class TokenVerifier:
         settings.check_secure()  # refuses to start without a real key outside the embedded default
         self.algorithm = settings.jwt_algorithm
         self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url) if settings.jwt_jwks_url else None
-        self._key = (
-            settings.hs256_secret() if self.algorithm == "HS256" else settings.jwt_public_key
+        # check_secure: RS256 without a JWKS URL has a public key; with one, _key is unused.
+        self._key: str = (
+            settings.hs256_secret()
+            if self.algorithm == "HS256"
+            else (settings.jwt_public_key or "")
         )
 
     def principal(self, authorization: str | None) -> Principal:

@@ -461,10 +461,11 @@ class Objective(Aggregate):
             "confidence": kr.confidence if confidence is None else _confidence(confidence),
             "risk": kr.risk if risk is None else risk,
         }
-        after["progress"] = KeyResult(**{**asdict(kr), "current": after["current"]}).progress
+        progress_after = KeyResult(**{**asdict(kr), "current": after["current"]}).progress
+        after["progress"] = progress_after
         objective_before = self.progress
         weights = [
-            (k.weight, after["progress"] if k.id == kr_id else k.progress)
+            (k.weight, progress_after if k.id == kr_id else k.progress)
             for k in self.active_key_results
         ]
         check_in_id = uuid.uuid4().hex
