@@ -19,10 +19,10 @@ STACK_ENV = stack_env="$$(deploy/local/stack.sh env $(STACK))" && eval "$$stack_
 	infra-down infra-status kcat schemas lint format test bench clean
 
 $(STAMP): services/goals/pyproject.toml services/notifier/pyproject.toml shared/events/pyproject.toml \
-	shared/web/pyproject.toml suite/pyproject.toml requirements-dev.txt
+	shared/platform/pyproject.toml suite/pyproject.toml requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e shared/events -e shared/web -e services/goals -e services/notifier -e suite -r requirements-dev.txt
+	$(BIN)/pip install --quiet -e shared/events -e shared/platform -e services/goals -e services/notifier -e suite -r requirements-dev.txt
 	touch $(STAMP)
 
 install: $(STAMP) ## virtual environment with every package and tool

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from okr_goals.contracts import to_contract as goals_contract
-from okr_goals.main import GoalsContext, serve_contexts
+from okr_goals.main import GoalsContext
 from okr_notifier.main import NotifierContext
 from okr_notifier.service import InProcessFeed
+from okr_platform.serving import serve_contexts
 
 
 def create_app() -> FastAPI:
@@ -20,4 +21,4 @@ def create_app() -> FastAPI:
         return goals._service().app
 
     notifier = NotifierContext(feeds=[InProcessFeed(goals_application, goals_contract)])
-    return serve_contexts("OKR suite", [goals, notifier])
+    return serve_contexts("OKR suite", [goals, notifier], "okr-suite")

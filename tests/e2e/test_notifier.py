@@ -14,10 +14,11 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from okr_notifier.application import FollowsApplication
-from okr_notifier.main import create_app
+from okr_notifier.main import NotifierContext
 from okr_notifier.rebuild import rebuild, snapshot
 from okr_notifier.service import NotifierService, open_store
 from okr_notifier.testing import postgres_settings
+from okr_platform.serving import serve_contexts
 from psycopg import sql
 
 from conftest import Stack, wait_for
@@ -29,10 +30,11 @@ def notifier(stack: Stack) -> Iterator[tuple[TestClient, NotifierService]]:
     settings = postgres_settings(
         stack.dsn, f"e2e_notifier_{suffix}", topics=[stack.topic], group_id=f"notifier-{suffix}"
     )
-    client = TestClient(create_app(settings, kafka=stack.kafka))
+    context = NotifierContext(settings, kafka=stack.kafka)
+    client = TestClient(serve_contexts("notifier under test", [context], "okr-notifier"))
     client.__enter__()
     try:
-        yield client, client.app.state.notifier  # type: ignore[attr-defined]
+        yield client, context._service()
     finally:
         client.__exit__(None, None, None)
         with psycopg.connect(stack.dsn, autocommit=True) as conn:

@@ -12,11 +12,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
+from okr_platform.errors import InvalidInput
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from .boards import alignment_tree, board_rows
 from .domain.access import Principal
-from .domain.errors import InvalidInput
 from .domain.organisation import Organisation
 from .service import GoalsService
 from .summaries import cycle_summary, objective_summary

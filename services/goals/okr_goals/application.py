@@ -17,6 +17,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from okr_platform.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    StaleVersion,
+)
 
 from .domain.access import (
     Principal,
@@ -28,15 +37,6 @@ from .domain.access import (
     manages_directly,
 )
 from .domain.cycle import Cycle
-from .domain.errors import (
-    Conflict,
-    DomainError,
-    Forbidden,
-    IllegalTransition,
-    InvalidInput,
-    NotFound,
-    StaleVersion,
-)
 from .domain.objective import Objective
 from .domain.organisation import Organisation, OrgSettings, organisation_id
 

@@ -1,4 +1,4 @@
-"""Development tokens for `okr token` and the tests. Verifying tokens is okr_web.auth's, the
+"""Development tokens for `okr token` and the tests. Verifying tokens is okr_platform.auth's, the
 same for every service of the suite (DESIGN "Auth")."""
 
 from __future__ import annotations

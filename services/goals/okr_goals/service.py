@@ -7,7 +7,7 @@ from __future__ import annotations
 import psycopg
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
-from okr_web.auth import TokenVerifier
+from okr_platform.auth import TokenVerifier
 
 from .application import GoalsApplication
 from .settings import GoalsSettings

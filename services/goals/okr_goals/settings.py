@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 from okr_events import GOALS_TOPIC
-from okr_web.settings import JWTSettings
+from okr_platform.settings import JWTSettings
 from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 

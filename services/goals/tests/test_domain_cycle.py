@@ -11,7 +11,7 @@ from datetime import date
 
 import pytest
 from okr_goals.domain.cycle import CYCLE_KINDS, CYCLE_STATES, Cycle
-from okr_goals.domain.errors import IllegalTransition, InvalidInput
+from okr_platform.errors import IllegalTransition, InvalidInput
 
 PATH = ["planning", "active", "scoring", "closed", "archived"]
 NEXT = dict(itertools.pairwise(PATH))

@@ -11,14 +11,14 @@ from datetime import date
 
 import pytest
 from okr_goals.application import GoalsApplication
-from okr_goals.domain.errors import (
+from okr_goals.domain.objective import Objective
+from okr_platform.errors import (
     Conflict,
     DomainError,
     IllegalTransition,
     InvalidInput,
     NotFound,
 )
-from okr_goals.domain.objective import Objective
 
 TITLE = "建立高效专业的客户支持团队"
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from okr_goals.domain.errors import Conflict, InvalidInput, NotFound
 from okr_goals.domain.organisation import Organisation, OrgSettings, organisation_id
+from okr_platform.errors import Conflict, InvalidInput, NotFound
 
 
 def add(org: Organisation, member_id: str, name: str, dept: str | None, manager=None, roles=()):

@@ -11,11 +11,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from okr_events.notifier import ReminderSettings
-from okr_web.principal import Principal
+from okr_platform.clock import FakeClock
+from okr_platform.errors import Forbidden, InvalidInput
+from okr_platform.principal import Principal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from .clock import FakeClock
-from .domain.errors import Forbidden, InvalidInput
 from .domain.messages import language, render
 from .queries import as_of_moment
 from .service import NotifierService

@@ -7,8 +7,8 @@ from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Recording
+from okr_platform.errors import NotFound
 
-from .domain.errors import NotFound
 from .domain.follow import Follow, follow_id
 
 

@@ -14,10 +14,10 @@ import sys
 from datetime import datetime
 
 from okr_events.kafka import KafkaSettings
+from okr_platform.clock import FakeClock, SystemClock
 from tqdm import tqdm
 
 from .application import FollowsApplication
-from .clock import FakeClock, SystemClock
 from .rebuild import DEFAULT_WORKERS, NotifierRunning, check_group_idle, rebuild
 from .scheduler import DailyChecks
 from .service import open_store

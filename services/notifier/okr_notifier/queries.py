@@ -11,10 +11,10 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from okr_events.consuming import ConsumerStore
-from okr_web.principal import Principal
+from okr_platform.errors import NotFound
+from okr_platform.principal import Principal
 
 from .domain.directory import Directory
-from .domain.errors import NotFound
 from .domain.pace import expected_progress, is_behind, weighted_progress
 from .domain.rules import ObjectiveFacts
 from .projection import OBJECTIVE_FACTS, facts_from_row, load_directory, utc_text

@@ -20,8 +20,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from okr_events.consuming import ConsumerStore
 from okr_events.notifier import ReminderSettings
+from okr_platform.clock import Clock
 
-from .clock import Clock
 from .domain import rules
 from .projection import (
     OBJECTIVE_FACTS,

@@ -19,12 +19,12 @@ from okr_events.in_process import InProcessRunner
 from okr_events.kafka import KafkaSettings
 from okr_events.mapping import contract_mapper
 from okr_events.relay import ToContract
-from okr_web.auth import TokenVerifier
-from okr_web.principal import Principal
+from okr_platform.auth import TokenVerifier
+from okr_platform.clock import Clock, FakeClock, SystemClock
+from okr_platform.errors import NotFound
+from okr_platform.principal import Principal
 
 from .application import FollowsApplication
-from .clock import Clock, FakeClock, SystemClock
-from .domain.errors import NotFound
 from .projection import NotifierProjection
 from .queries import Reads
 from .scheduler import DailyChecks, Scheduler

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from okr_events import EXECUTION_TOPIC, GOALS_TOPIC
-from okr_web.settings import JWTSettings
+from okr_platform.settings import JWTSettings
 from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import NoDecode, SettingsConfigDict
 

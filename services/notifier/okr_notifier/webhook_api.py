@@ -9,10 +9,10 @@ from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Header, Query, Response
-from okr_web.principal import Principal
+from okr_platform.errors import Forbidden, InvalidInput, NotFound
+from okr_platform.principal import Principal
 from pydantic import BaseModel, ConfigDict, Field
 
-from .domain.errors import Forbidden, InvalidInput, NotFound
 from .webhooks import (
     UNREADABLE_HINT,
     Scope,

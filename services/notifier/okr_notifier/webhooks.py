@@ -61,14 +61,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpcore
 import httpx
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from okr_web.settings import InsecureConfiguration
+from okr_platform.settings import InsecureConfiguration
 
 from .domain.messages import LANGUAGES, render
 
 if TYPE_CHECKING:
     from okr_events.consuming import ConsumerStore, Tx
+    from okr_platform.clock import Clock
 
-    from .clock import Clock
     from .settings import NotifierSettings
 
 log = logging.getLogger(__name__)
@@ -353,7 +353,7 @@ def requeue_delivery(
 
 # ---- signing secrets at rest --------------------------------------------------------------------
 
-#: Valid only on the embedded default, like okr_web.settings.DEVELOPMENT_JWT_SECRET: it is in
+#: Valid only on the embedded default, like okr_platform.settings.DEVELOPMENT_JWT_SECRET: it is in
 #: the source, so it protects nothing. Base64 of b"okr-embedded-dev-webhook-key-000".
 DEVELOPMENT_WEBHOOK_SECRET_KEY = "b2tyLWVtYmVkZGVkLWRldi13ZWJob29rLWtleS0wMDA="
 GENERATE_KEY = (

@@ -11,14 +11,15 @@ import pytest
 from fastapi.testclient import TestClient
 from notifier_kit import START, Suite
 from okr_goals.contracts import to_contract as goals_contract
-from okr_goals.main import GoalsContext, serve_contexts
+from okr_goals.main import GoalsContext
 from okr_goals.testing import build_org
 from okr_goals.testing import postgres_settings as goals_postgres
 from okr_goals.testing import sqlite_settings as goals_sqlite
-from okr_notifier.clock import FakeClock
 from okr_notifier.main import NotifierContext
 from okr_notifier.service import InProcessFeed
 from okr_notifier.testing import postgres_settings, sqlite_settings
+from okr_platform.clock import FakeClock
+from okr_platform.serving import serve_contexts
 from psycopg import sql
 
 
@@ -44,7 +45,9 @@ def suite_factory(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Cal
             feeds=[InProcessFeed(lambda: goals_context._service().app, goals_contract)],
             clock=clock,
         )
-        client = TestClient(serve_contexts("suite under test", [goals_context, notifier]))
+        client = TestClient(
+            serve_contexts("suite under test", [goals_context, notifier], "okr-suite")
+        )
         client.__enter__()
         started.append(client)
         return Suite(build_org(client, goals), client, clock, notifier)

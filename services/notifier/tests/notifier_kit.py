@@ -14,9 +14,9 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from okr_goals.testing import Org
-from okr_notifier.clock import FakeClock
 from okr_notifier.main import NotifierContext
 from okr_notifier.service import NotifierService
+from okr_platform.clock import FakeClock
 
 # Inside the goals kit's cycle (2026-10-01 .. 2026-12-31).
 START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)

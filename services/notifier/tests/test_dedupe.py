@@ -121,7 +121,7 @@ def test_key_task_created_reaches_followers_who_asked(suite: Suite):
 
 
 def _principal(member: str):
-    from okr_web.principal import Principal
+    from okr_platform.principal import Principal
 
     return Principal(member_id=member, org="acme")
 

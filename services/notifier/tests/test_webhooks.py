@@ -29,9 +29,6 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from notifier_kit import Suite
 from okr_notifier import schema, webhooks
-from okr_notifier.clock import FakeClock
-from okr_notifier.domain.errors import NotFound
-from okr_notifier.problems import install_problem_handlers
 from okr_notifier.settings import NotifierSettings
 from okr_notifier.testing import WEBHOOK_SECRET_KEY
 from okr_notifier.webhook_api import build_webhook_router
@@ -48,9 +45,12 @@ from okr_notifier.webhooks import (
     utc_text,
     verify,
 )
-from okr_web.auth import AuthenticationError
-from okr_web.principal import Principal
-from okr_web.settings import DEVELOPMENT_JWT_SECRET, InsecureConfiguration
+from okr_platform.auth import AuthenticationError
+from okr_platform.clock import FakeClock
+from okr_platform.errors import NotFound
+from okr_platform.principal import Principal
+from okr_platform.problems import install_problem_handlers
+from okr_platform.settings import DEVELOPMENT_JWT_SECRET, InsecureConfiguration
 
 try:
     from okr_events.consuming import open_consumer_store

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 # The authenticated caller (JWT claims sub, org, roles) is the suite's one Principal, the type the
 # token verifier returns; the routes, use cases and these rules take it from here.
-from okr_web.principal import Principal
+from okr_platform.principal import Principal
 
 from .organisation import Organisation
 

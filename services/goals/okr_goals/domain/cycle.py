@@ -6,8 +6,7 @@ import uuid
 from datetime import date
 
 from eventsourcing.domain import Aggregate, event
-
-from .errors import IllegalTransition, InvalidInput
+from okr_platform.errors import IllegalTransition, InvalidInput
 
 CYCLE_KINDS = ("quarter", "month", "year", "half_year", "custom")
 CYCLE_STATES = ("planning", "active", "scoring", "closed", "archived")

@@ -15,8 +15,8 @@ from datetime import date
 from typing import Any
 
 from eventsourcing.domain import Aggregate, event
+from okr_platform.errors import Conflict, IllegalTransition, InvalidInput, NotFound
 
-from .errors import Conflict, IllegalTransition, InvalidInput, NotFound
 from .progress import metric_progress, weighted_progress
 
 LEVELS = ("company", "department", "team", "personal")

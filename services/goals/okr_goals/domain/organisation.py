@@ -12,8 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from eventsourcing.domain import Aggregate, event
-
-from .errors import Conflict, InvalidInput, NotFound
+from okr_platform.errors import Conflict, InvalidInput, NotFound
 
 ROLES = ("employee", "supervisor", "admin")
 SCORE_SCALES = ("0-100", "0-1")

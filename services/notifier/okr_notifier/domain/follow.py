@@ -11,9 +11,8 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 from okr_events.notifier import ReminderSettings
+from okr_platform.errors import InvalidInput
 from pydantic import ValidationError
-
-from .errors import InvalidInput
 
 _FOLLOW_NAMESPACE = uuid.UUID("5d1f4f6e-3c1b-4a35-9a53-8f6c2f0d7a10")
 

@@ -1,4 +1,4 @@
-"""Fixtures of the okr_web tests."""
+"""Fixtures of the okr_platform tests."""
 
 from __future__ import annotations
 

@@ -9,9 +9,13 @@ from typing import Annotated, Any
 import jwt
 from fastapi import FastAPI, Header
 from fastapi.testclient import TestClient
-from okr_web.auth import TokenVerifier
-from okr_web.principal import Principal
-from okr_web.problems import PROBLEM_JSON, install_domain_error_handler, install_problem_handlers
+from okr_platform.auth import TokenVerifier
+from okr_platform.principal import Principal
+from okr_platform.problems import (
+    PROBLEM_JSON,
+    install_domain_error_handler,
+    install_problem_handlers,
+)
 from pydantic import BaseModel
 from web_kit import SECRET, ExampleSettings
 

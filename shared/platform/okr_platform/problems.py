@@ -1,8 +1,9 @@
 """RFC 9457 problem+json for every error (DESIGN "Errors"): stable code, human detail, field.
 
-`install_problem_handlers` maps what every service shares (unauthenticated, invalid requests,
-unknown routes, unexpected errors); each service adds its own domain errors with
-`install_domain_error_handler` and anything else it raises (its problems.py)."""
+`install_problem_handlers` maps what every service shares: unauthenticated, invalid requests,
+unknown routes, the domain errors of `okr_platform.errors` (by `errors.STATUS_OF`) and
+unexpected errors. A context adds a handler only for an error of its own (its
+`install_problem_handlers`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .auth import AuthenticationError
+from .errors import STATUS_OF, DomainError
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +62,7 @@ def _field_of(loc: tuple[Any, ...]) -> str:
 
 
 def install_domain_error_handler(
-    app: FastAPI, base: type[Exception], status_of: Mapping[type[Exception], int]
+    app: FastAPI, base: type[Exception], status_of: Mapping[type[Any], int]
 ) -> None:
     """A service's domain errors (each with `code`, `detail` and `field`): the status of the
     first class in `status_of` the error is an instance of, 400 for the others."""
@@ -73,6 +75,7 @@ def install_domain_error_handler(
 
 def install_problem_handlers(app: FastAPI) -> None:
     """The handlers every service shares."""
+    install_domain_error_handler(app, DomainError, STATUS_OF)
 
     @app.exception_handler(AuthenticationError)
     async def unauthenticated(request: Request, error: AuthenticationError) -> JSONResponse:

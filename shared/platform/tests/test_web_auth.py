@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from okr_goals.settings import GoalsSettings
 from okr_notifier.settings import NotifierSettings
-from okr_web.auth import AuthenticationError, TokenVerifier
-from okr_web.principal import Principal
-from okr_web.settings import DEVELOPMENT_JWT_SECRET, InsecureConfiguration, JWTSettings
+from okr_platform.auth import AuthenticationError, TokenVerifier
+from okr_platform.principal import Principal
+from okr_platform.settings import DEVELOPMENT_JWT_SECRET, InsecureConfiguration, JWTSettings
 from web_kit import SECRET, ExampleSettings
 
 

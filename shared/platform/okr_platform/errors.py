@@ -1,4 +1,7 @@
-"""Domain errors. Each carries a stable code; the API maps the class to an HTTP status."""
+"""The domain errors every context raises. Each carries a stable `code`, a human `detail` and
+the offending `field`; `STATUS_OF` is the one map from error class to HTTP status, which
+`okr_platform.problems` turns into problem+json. Domain code may import this module (no
+framework in it)."""
 
 from __future__ import annotations
 
@@ -50,3 +53,14 @@ class StaleVersion(DomainError):
     """The caller's If-Match version is not the aggregate's current version (412)."""
 
     code = "stale_version"
+
+
+# The first class an error is an instance of gives its status (problems.install_problem_handlers).
+STATUS_OF: dict[type[DomainError], int] = {
+    InvalidInput: 422,
+    NotFound: 404,
+    IllegalTransition: 409,
+    Conflict: 409,
+    Forbidden: 403,
+    StaleVersion: 412,
+}
