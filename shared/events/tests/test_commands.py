@@ -29,7 +29,7 @@ from okr_events.commands import CommandProcessor, UnitOfWork, UnsavedChanges
 from okr_events.consuming import EventProcessor, RawMessage
 from okr_events.in_process import InProcessRunner
 from okr_events.refusals import Refusal, refusal_id
-from tally_context import (
+from tally_context import (  # noqa: F401 - tally_contracts is a fixture
     COUNTER_SOURCE,
     Counted,
     Counter,
@@ -44,12 +44,14 @@ from tally_context import (
     postgres_env,
     refusals,
     sqlite_env,
+    tally_contracts,
     tally_id,
     tally_to_contract,
     totals,
 )
 
 TOPIC = "okr.counter.events.v1"
+pytestmark = pytest.mark.usefixtures("tally_contracts")
 
 
 # ---- fixtures and helpers -------------------------------------------------------------------

@@ -35,7 +35,7 @@ from okr_events.envelope import stable_event_id
 from okr_events.kafka import DLQ_SUFFIX, KafkaSettings, ensure_topics
 from okr_events.kafka_consumer import KafkaConsumerRunner
 from okr_events.relay import OutboxRelay
-from tally_context import (
+from tally_context import (  # noqa: F401 - tally_contracts is a fixture
     COUNTER_SOURCE,
     TALLY_SOURCE,
     Counted,
@@ -45,11 +45,16 @@ from tally_context import (
     applied_event_ids,
     postgres_env,
     refusals,
+    tally_contracts,
     tally_to_contract,
     totals,
 )
 
-pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.kafka,
+    pytest.mark.usefixtures("tally_contracts"),
+]
 TESTS = Path(__file__).resolve().parent
 
 
