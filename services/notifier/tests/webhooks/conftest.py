@@ -12,7 +12,8 @@ import pytest
 from okr_notifier.webhooks import ssrf_guard
 from okr_notifier.webhooks.delivery_worker import DeliveryWorker
 from okr_platform.clock import FakeClock
-from webhook_kit import (
+
+from .webhook_kit import (
     PUBLIC_V4,
     PUBLIC_V6,
     START,

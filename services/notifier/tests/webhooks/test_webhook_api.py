@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 from okr_platform.clock import FakeClock
-from webhook_kit import (
+
+from .webhook_kit import (
     ADMIN,
     MEMBER,
     ORG,

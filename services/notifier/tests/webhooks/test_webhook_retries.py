@@ -10,7 +10,8 @@ from typing import Any
 from okr_notifier.webhooks.delivery_worker import DeliveryWorker
 from okr_notifier.webhooks.records import save_webhook
 from okr_platform.clock import FakeClock, utc_text
-from webhook_kit import (
+
+from .webhook_kit import (
     CIPHER,
     MEMBER,
     ORG,

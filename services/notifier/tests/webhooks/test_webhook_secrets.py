@@ -29,7 +29,8 @@ from okr_notifier.webhooks.secrets_at_rest import (
 from okr_notifier.webhooks.signing import verify
 from okr_platform.clock import FakeClock, utc_text
 from okr_platform.settings import DEVELOPMENT_JWT_SECRET, InsecureConfiguration
-from webhook_kit import (
+
+from .webhook_kit import (
     MEMBER,
     ORG,
     SECRET,

@@ -11,7 +11,8 @@ from typing import Any
 from okr_notifier.webhooks.delivery_queue import enqueue_deliveries
 from okr_notifier.webhooks.signing import sign, verify
 from okr_platform.clock import utc_text
-from webhook_kit import (
+
+from .webhook_kit import (
     ORG,
     SECRET,
     START,

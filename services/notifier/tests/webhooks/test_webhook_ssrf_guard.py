@@ -13,7 +13,8 @@ from okr_notifier.webhooks import ssrf_guard
 from okr_notifier.webhooks.records import save_webhook
 from okr_notifier.webhooks.ssrf_guard import UnsafeTarget, guarded_client
 from okr_platform.clock import FakeClock
-from webhook_kit import (
+
+from .webhook_kit import (
     ADMIN,
     CIPHER,
     MEMBER,

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from okr_notifier.webhooks.delivery_worker import DeliveryWorker
 from okr_platform.clock import FakeClock
-from webhook_kit import (
+
+from .webhook_kit import (
     Receiver,
     add_webhook,
     notify,
