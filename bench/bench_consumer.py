@@ -1,7 +1,7 @@
 """Benchmark of the consumer runtime: the ledger applying N events already on Kafka.
 
 `.venv/bin/python bench/bench_consumer.py`, with PostgreSQL and Kafka up. It produces --events
-(100,000) real goals events (bench_backbone's backlog: objectives created with three key
+(100,000) real goals events (harness.goals_backlog: objectives created with three key
 results, activated, then checked in; each request's events with their own traceparent, as the
 relay publishes them) to a fresh 6-partition topic, then measures, each on a fresh PostgreSQL
 schema, in this process:
@@ -29,17 +29,21 @@ Usage: bench/bench_consumer.py [--events N] [--per-event-seconds S] [--batch-siz
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
+from harness.cpu import CpuOf, kafka_broker_pid, warn_if_noisy
+from harness.goals_backlog import backlog_events
+from harness.infrastructure import Postgres, check_infrastructure, unique_schema
+from harness.kafka_topics import delete_topics
+from harness.machine import describe, run_params
+from harness.results import DEFAULT_OUTPUT, Figures, print_table, write_results
 from okr_events import GOALS_SOURCE
 from okr_events.codec import InboundEvent, encode
 from okr_events.consuming import ConsumerStore, Tx, open_consumer_store
@@ -49,11 +53,6 @@ from okr_events.ledger import Ledger
 from okr_events.tracing import TRACE_CONTEXT_KEY, TracingSettings, configure_tracing
 from okr_goals.contracts import to_contract
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_backbone as bb
-import bench_goals as bg
-
-CORES = bg.CORES
 TARGET_REBUILD_EVENTS_PER_S = 20_000.0  # the notifier's rebuild (issue 4), this 2-core machine
 
 
@@ -62,7 +61,7 @@ def produce_backlog(kafka: KafkaSettings, topic: str, total: int, seed: int) -> 
     producer = Producer(kafka.producer(f"bench-consumer-{uuid.uuid4().hex[:6]}"))
     began = time.perf_counter()
     sent = 0
-    for events in bb.backlog_events(total, seed, traced=True):
+    for events in backlog_events(total, seed, traced=True):
         for domain_event in events:
             carrier = domain_event.__dict__.get(TRACE_CONTEXT_KEY) or {}
             headers = [(k, v.encode()) for k, v in carrier.items()]
@@ -98,12 +97,12 @@ class WritesNothing:
         pass
 
 
-def fresh_store(pg: bg.Postgres, schema: str) -> ConsumerStore:
+def fresh_store(pg: Postgres, schema: str) -> ConsumerStore:
     return open_consumer_store("ledger", postgres_conninfo=pg.conninfo(), schema=schema)
 
 
 def run_live(
-    pg: bg.Postgres,
+    pg: Postgres,
     kafka: KafkaSettings,
     topic: str,
     schema: str,
@@ -130,7 +129,7 @@ def run_live(
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"the consumer applied nothing: {runner.error}")
             time.sleep(0.002)
-        meter = bb.CpuOf(kafka=bb.kafka_broker_pid())
+        meter = CpuOf(kafka=kafka_broker_pid())
         meter.begin()
         first = runner.processor.applied
         began = time.perf_counter()
@@ -150,12 +149,12 @@ def run_live(
 
 
 def run_replay(
-    pg: bg.Postgres, kafka: KafkaSettings, topic: str, schema: str, handler: Any, batch_size: int
+    pg: Postgres, kafka: KafkaSettings, topic: str, schema: str, handler: Any, batch_size: int
 ) -> tuple[Any, dict[str, float]]:
     from okr_events.replay import replay  # not in --legacy runs
 
     store = fresh_store(pg, schema)
-    meter = bb.CpuOf(kafka=bb.kafka_broker_pid())
+    meter = CpuOf(kafka=kafka_broker_pid())
     meter.begin()
     try:
         result = replay(handler, store, [topic], kafka, batch_size=batch_size)
@@ -166,7 +165,7 @@ def run_replay(
 
 
 def report(
-    figures: bg.Figures,
+    figures: Figures,
     name: str,
     label: str,
     events: int,
@@ -178,7 +177,7 @@ def report(
     rate = events / seconds if seconds > 0 else float("nan")
     bench_us = cores.get("bench", 0.0) * seconds * 1e6 / events if events else float("nan")
     pg_us = cores.get("postgres", 0.0) * seconds * 1e6 / events if events else float("nan")
-    bb.warn_if_noisy(name, cores)
+    warn_if_noisy(name, cores)
     print(
         f"[{name}] {label}: {events:,} events in {seconds:.2f} s = {rate:,.0f}/s; CPU per "
         f"event: consumer {bench_us:.0f} us, PostgreSQL {pg_us:.0f} us; cores {cores}"
@@ -198,25 +197,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--legacy", action="store_true", help="live consumer runs only")
     parser.add_argument("--keep", action="store_true", help="keep the bench's topic")
     parser.add_argument("--seed", type=int, default=20261001)
-    parser.add_argument("--output", type=Path, default=bg.DEFAULT_OUTPUT)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--no-write", action="store_true", help="print only")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    print(f"bench_consumer: os.cpu_count() = {CORES}; Python {platform.python_version()}")
-    pg = bg.Postgres()
+    print(f"bench_consumer: {describe()}")
+    pg = Postgres()
     kafka = KafkaSettings(topic_partitions=6)
-    problem = bb.check_infrastructure(pg, kafka)
+    problem = check_infrastructure(pg, kafka)
     if problem:
         print(f"bench_consumer: {problem}", file=sys.stderr)
         return 2
     # Like the ledger process: spans are made (and carried), not exported.
     configure_tracing("bench-consumer", TracingSettings(exporter="none"))
-    stamp = bg.unique_schema("bench_consumer")
+    stamp = unique_schema("bench_consumer")
     topic = f"bench.{stamp}.goals.events"
-    figures = bg.Figures({"cores": CORES, "run_at": datetime.now(UTC).isoformat(), "partitions": 6})
+    figures = Figures(run_params(partitions=6))
     schemas: list[str] = []
     groups: list[str] = []
 
@@ -272,10 +271,10 @@ def main(argv: list[str] | None = None) -> int:
         for each in schemas:
             pg.drop_schema(each)
         if not args.keep:
-            bb.delete_topics(kafka, [topic], groups)
-    bg.print_table(figures)
+            delete_topics(kafka, [topic], groups)
+    print_table(figures)
     if not args.no_write and figures.items:
-        bg.write_results(args.output, figures)
+        write_results(args.output, figures)
         print(f"bench_consumer: wrote {len(figures.items)} figures to {args.output}")
     return 0
 

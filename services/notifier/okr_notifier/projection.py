@@ -28,22 +28,16 @@ from okr_events.codec import InboundEvent
 from okr_events.consumer_store import chunks, in_clause
 from okr_events.consuming import Tx
 from okr_events.notifier import ReminderSettings
+from okr_platform.clock import utc_text
 
 from . import schema
 from .domain import rules
 from .domain.directory import Directory, Member
 from .domain.pace import metric_progress, weighted_progress
 from .domain.rules import Change, ObjectiveFacts
-from .webhooks import enqueue_deliveries
+from .webhooks.delivery_queue import enqueue_deliveries
 
 log = logging.getLogger(__name__)
-
-
-def utc_text(moment: datetime) -> str:
-    """UTC ISO-8601 with a fixed width, so stored times sort as text on both databases.
-    (isoformat, not strftime: it is on the rebuild's hot path and about 3 times faster.)"""
-    utc = moment.astimezone(UTC).replace(tzinfo=None)
-    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 @dataclass

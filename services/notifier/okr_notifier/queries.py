@@ -11,13 +11,14 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from okr_events.consuming import ConsumerStore
+from okr_platform.clock import utc_text
 from okr_platform.errors import NotFound
 from okr_platform.principal import Principal
 
 from .domain.directory import Directory
 from .domain.pace import expected_progress, is_behind, weighted_progress
 from .domain.rules import ObjectiveFacts
-from .projection import OBJECTIVE_FACTS, facts_from_row, load_directory, utc_text
+from .projection import OBJECTIVE_FACTS, facts_from_row, load_directory
 
 
 class Reads:

@@ -20,16 +20,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from okr_events.consuming import ConsumerStore
 from okr_events.notifier import ReminderSettings
-from okr_platform.clock import Clock
+from okr_platform.clock import Clock, utc_text
 
 from .domain import rules
-from .projection import (
-    OBJECTIVE_FACTS,
-    facts_from_row,
-    load_directory,
-    store_notices,
-    utc_text,
-)
+from .projection import OBJECTIVE_FACTS, facts_from_row, load_directory, store_notices
 
 log = logging.getLogger(__name__)
 

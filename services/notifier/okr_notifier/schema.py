@@ -95,7 +95,7 @@ def _own(dialect: Dialect) -> tuple[str, ...]:
 
 
 def statements(dialect: Dialect) -> tuple[str, ...]:
-    from .webhooks import WEBHOOK_STATEMENTS  # webhooks.py owns its tables
+    from .webhooks.tables import WEBHOOK_STATEMENTS  # the webhooks package owns its tables
 
     return (*_PROJECTIONS, *_own(dialect), *WEBHOOK_STATEMENTS)
 

@@ -30,7 +30,7 @@ from .queries import Reads
 from .scheduler import DailyChecks, Scheduler
 from .schema import Dialect
 from .settings import NotifierSettings
-from .webhooks import DeliveryWorker
+from .webhooks.delivery_worker import DeliveryWorker
 
 log = logging.getLogger(__name__)
 

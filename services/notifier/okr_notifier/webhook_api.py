@@ -9,26 +9,24 @@ from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Header, Query, Response
+from okr_platform.clock import utc_text
 from okr_platform.errors import Forbidden, InvalidInput, NotFound
 from okr_platform.principal import Principal
 from pydantic import BaseModel, ConfigDict, Field
 
-from .webhooks import (
+from .webhooks.records import (
     UNREADABLE_HINT,
-    Scope,
-    Status,
-    UnsafeTarget,
     Webhook,
-    check_target,
     delete_webhook,
     get_delivery,
     get_webhook,
     list_deliveries,
     requeue_delivery,
     save_webhook,
-    secret_cipher,
-    utc_text,
 )
+from .webhooks.secrets_at_rest import secret_cipher
+from .webhooks.ssrf_guard import UnsafeTarget, check_target
+from .webhooks.tables import Scope, Status
 
 MIN_SECRET = 16
 MAX_SECRET = 256

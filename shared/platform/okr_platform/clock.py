@@ -42,3 +42,12 @@ class FakeClock:
             if not self.ticking:
                 return self._at
             return self._at + timedelta(seconds=time.monotonic() - self._since)
+
+
+def utc_text(moment: datetime) -> str:
+    """How a time is stored as text: UTC ISO-8601 to the microsecond with a Z, fixed width
+    ("2025-03-03T02:00:00.000000Z"), so stored times sort as text on SQLite and PostgreSQL.
+    (isoformat, not strftime: it is on the notifier rebuild's hot path, about 3 times faster,
+    and of the same width for every year.)"""
+    utc = moment.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
