@@ -27,8 +27,9 @@ from okr_goals.application import GoalsApplication
 from okr_goals.relay import RELAY_NAME, build_relay
 from okr_goals.service import ensure_schema
 from okr_goals.settings import GoalsSettings
-from phases.backbone_ledger import run_ledger_backlog
 from psycopg import sql
+
+from phases.backbone_ledger import run_ledger_backlog
 
 TARGET_RELAY_EVENTS_PER_S = 10_000.0  # this 2-core machine
 

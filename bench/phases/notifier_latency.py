@@ -34,6 +34,7 @@ from harness.seeding import RotatingCheckIns, Seeded, Target, seed, token
 from harness.stats import ms_stats, percentile
 from okr_events import stable_event_id
 from okr_events.kafka import KafkaSettings, ensure_topics
+
 from phases.notifier_tables import NotifierTables, wait_caught_up, wait_notified
 
 # Targets of the notifier issue (this 2-core machine).

@@ -20,6 +20,7 @@ from harness.results import Figures
 from okr_events import GOALS_SOURCE
 from okr_events.codec import encode
 from okr_events.kafka import KafkaSettings, ensure_topics
+
 from phases.notifier_rebuild_run import RebuildRun, rebuild_once
 
 TARGET_REBUILD_EVENTS_PER_S = 20_000.0  # this 2-core machine

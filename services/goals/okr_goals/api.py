@@ -12,21 +12,31 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
+from okr_events.vocabulary import (
+    CheckInSource,
+    CycleKind,
+    CycleTarget,
+    KRKind,
+    KRUnit,
+    Level,
+    ObjectiveStatus,
+    OwnerType,
+    Risk,
+    Role,
+    ScoreScale,
+    Visibility,
+)
 from okr_platform.errors import InvalidInput
+from okr_platform.principal import Principal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from .boards import alignment_tree, board_rows
-from .domain.access import Principal
 from .domain.organisation import Organisation
 from .service import GoalsService
 from .summaries import cycle_summary, objective_summary
 from .views import event_payload
 
-Lax = Field(strict=False)
-Status = Literal["draft", "pending_approval", "active", "scoring", "scored", "closed", "cancelled"]
-Level = Literal[
-    "company", "department", "team", "personal"
-]  # dates and UUIDs arrive as JSON strings
+Lax = Field(strict=False)  # dates and UUIDs arrive as JSON strings
 
 
 class Strict(BaseModel):
@@ -51,7 +61,7 @@ class MemberIn(Strict):
     department_id: str | None = None
     manager_id: str | None = None
     time_zone: str = "Asia/Shanghai"
-    roles: list[Literal["employee", "supervisor", "admin"]] = ["employee"]
+    roles: list[Role] = ["employee"]
     email: str | None = None
 
 
@@ -60,7 +70,7 @@ class MemberPatch(Strict):
     department_id: str | None = None
     manager_id: str | None = None
     time_zone: str | None = None
-    roles: list[Literal["employee", "supervisor", "admin"]] | None = None
+    roles: list[Role] | None = None
     email: str | None = None
     active: bool | None = None
 
@@ -69,26 +79,26 @@ class SettingsIn(Strict):
     approval_required: bool
     approver_may_edit: bool
     subtasks_enabled: bool
-    score_scale: Literal["0-100", "0-1"]
+    score_scale: ScoreScale
     confidence_scale: Literal[5]
     progress_warning_threshold: float = Field(gt=0, le=1)
 
 
 class CycleIn(Strict):
     name: str = Field(min_length=1, max_length=200)
-    kind: Literal["quarter", "month", "year", "half_year", "custom"]
+    kind: CycleKind
     start_date: Annotated[date, Lax]
     end_date: Annotated[date, Lax]
 
 
 class CycleTransitionIn(Strict):
-    to: Literal["active", "scoring", "closed", "archived"]
+    to: CycleTarget
 
 
 class KeyResultIn(Strict):
     title: str = Field(min_length=1, max_length=500)
-    kind: Literal["metric", "boolean"] = "metric"
-    unit: Literal["number", "percent", "currency", "custom"] = "number"
+    kind: KRKind = "metric"
+    unit: KRUnit = "number"
     unit_label: str | None = Field(None, max_length=20, description="ISO currency or 次/家/位")
     start: float = 0.0
     target: float = 1.0
@@ -107,11 +117,11 @@ class ObjectiveIn(Strict):
     cycle_id: Annotated[uuid.UUID, Lax]
     title: str = Field(min_length=1, max_length=500)
     description: str = ""
-    level: Literal["company", "department", "team", "personal"] | None = None
-    owner_type: Literal["member", "department"] = "member"
+    level: Level | None = None
+    owner_type: OwnerType = "member"
     owner_id: str | None = Field(None, description="defaults to the caller")
     responsible_ids: list[str] | None = None
-    visibility: Literal["public", "department", "private"] = "public"
+    visibility: Visibility = "public"
     weight: float = Field(1.0, gt=0)
     key_results: list[KeyResultIn] = []
     align_to: list[AlignmentIn] = []
@@ -120,8 +130,8 @@ class ObjectiveIn(Strict):
 class ObjectivePatch(Strict):
     title: str | None = Field(None, min_length=1, max_length=500)
     description: str | None = None
-    level: Literal["company", "department", "team", "personal"] | None = None
-    visibility: Literal["public", "department", "private"] | None = None
+    level: Level | None = None
+    visibility: Visibility | None = None
     weight: float | None = Field(None, gt=0)
 
 
@@ -139,9 +149,9 @@ class CheckInIn(Strict):
     current: float | None = None
     done: bool | None = Field(None, description="for boolean KRs, instead of current")
     confidence: int | None = Field(None, ge=1, le=5)
-    risk: Literal["normal", "at_risk", "delayed"] | None = None
+    risk: Risk | None = None
     note: str = Field("", max_length=5000)
-    source: Literal["manual", "report", "task", "api"] = "manual"
+    source: CheckInSource = "manual"
 
 
 class ReasonIn(Strict):
@@ -369,11 +379,8 @@ def build_router(get_service: Callable[[], GoalsService]) -> APIRouter:
         cycle_id: uuid.UUID | None = None,
         department_id: str | None = None,
         owner_id: str | None = None,
-        status: Literal[
-            "draft", "pending_approval", "active", "scoring", "scored", "closed", "cancelled"
-        ]
-        | None = None,
-        level: Literal["company", "department", "team", "personal"] | None = None,
+        status: ObjectiveStatus | None = None,
+        level: Level | None = None,
     ) -> list[dict[str, Any]]:
         return app().list_objectives(
             p,
@@ -625,7 +632,7 @@ def build_router(get_service: Callable[[], GoalsService]) -> APIRouter:
         cycle_id: uuid.UUID | None = None,
         department_id: str | None = None,
         owner_id: str | None = None,
-        status: Status | None = None,
+        status: ObjectiveStatus | None = None,
         level: Level | None = None,
     ) -> dict[str, Any]:
         summaries = list_objectives(

@@ -1,6 +1,6 @@
 """The goals application: its use cases, each a short method (DESIGN: eventsourcing examples).
 
-Every command loads the aggregates it needs, checks who is asking (domain.access), calls one
+Every command loads the aggregates it needs, checks who is asking (okr_platform.access), calls one
 aggregate command and saves. Reads of lists go to the views (views.py); reads of one
 objective go to its own event stream, which is also what auditors replay.
 """
@@ -17,6 +17,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from okr_platform.access import (
+    can_approve,
+    can_check_in,
+    can_edit,
+    can_manage_department,
+    can_see,
+    can_set_objectives_for,
+    is_admin,
+    manages_directly,
+    may_act,
+)
 from okr_platform.errors import (
     Conflict,
     DomainError,
@@ -26,16 +37,8 @@ from okr_platform.errors import (
     NotFound,
     StaleVersion,
 )
+from okr_platform.principal import Principal
 
-from .domain.access import (
-    Principal,
-    can_approve,
-    can_edit,
-    can_see,
-    is_admin,
-    leads_department,
-    manages_directly,
-)
 from .domain.cycle import Cycle
 from .domain.objective import Objective
 from .domain.organisation import Organisation, OrgSettings, organisation_id
@@ -187,9 +190,12 @@ class GoalsApplication(Application[uuid.UUID]):
         )
 
     def directory(self, p: Principal) -> Organisation:
-        """The caller's organisation; an empty one if nobody has set it up yet."""
+        """The caller's organisation; an empty one if nobody has set it up yet, and to a
+        caller who is not in it (unknown or inactive: they see nothing, docs/access-policy.md)."""
         org = self._find_organisation(p)
-        return org if org is not None else Organisation(p.org, p.org, actor="system")
+        if org is None or not may_act(p, org):
+            return Organisation(p.org, p.org, actor="system")
+        return org
 
     def _find_organisation(self, p: Principal, *, copy: bool = False) -> Organisation | None:
         """The organisation; shared with the cache (read-only) unless a copy is asked for."""
@@ -269,7 +275,10 @@ class GoalsApplication(Application[uuid.UUID]):
         return cycle
 
     def get_cycle(self, p: Principal, cycle_id: uuid.UUID) -> Cycle:
-        return self._cycle(self._organisation(p), cycle_id)
+        org = self._organisation(p)
+        if not may_act(p, org):
+            raise NotFound(f"unknown cycle {cycle_id}", field="cycle_id")
+        return self._cycle(org, cycle_id)
 
     def _cycle(
         self, org: Organisation, cycle_id: uuid.UUID, field: str = "cycle_id", copy: bool = False
@@ -302,6 +311,8 @@ class GoalsApplication(Application[uuid.UUID]):
     ) -> Objective:
         """Create an objective, optionally with its KRs and alignments in the same commit."""
         org = self._organisation(p)
+        if not may_act(p, org):
+            raise Forbidden("you are not an active member of this organisation")
         cycle = self._cycle(org, cycle_id)
         if cycle.state not in ("planning", "active"):
             raise IllegalTransition(
@@ -313,18 +324,19 @@ class GoalsApplication(Application[uuid.UUID]):
         if owner_type == "member":
             owner = org.member(owner_id, field="owner_id")
             department_id = owner.department_id
-            if owner_id != p.member_id:
-                created_for_report = manages_directly(org, p.member_id, [owner_id])
-                if not (created_for_report or is_admin(p, org)):
-                    raise Forbidden(
-                        "you may create objectives for yourself and your direct reports only"
-                    )
+            if not can_set_objectives_for(p, org, owner_id):
+                raise Forbidden(
+                    "you may create objectives for yourself and your direct reports only"
+                )
+            created_for_report = owner_id != p.member_id and manages_directly(
+                org, p.member_id, [owner_id]
+            )
         elif owner_type == "department":
             org.department(owner_id, field="owner_id")
             department_id = owner_id
             for member in responsible_ids or []:
                 org.member(member, field="responsible_ids")
-            if not (is_admin(p, org) or leads_department(org, p.member_id, owner_id)):
+            if not can_manage_department(p, org, owner_id):
                 raise Forbidden("only the department's leads or an admin set its objectives")
         else:
             raise InvalidInput("owner_type must be 'member' or 'department'", field="owner_type")
@@ -674,12 +686,13 @@ class GoalsApplication(Application[uuid.UUID]):
                     field="status",
                 )
             return
-        if can_edit(p, org, owners):
-            return
-        if kr_owner_may is not None:
+        if kr_owner_may is None:
+            allowed = can_edit(p, org, owners)
+        else:
             kr = o.key_results.get(kr_owner_may)
-            if kr is not None and kr.owner_id == p.member_id:
-                return
+            allowed = can_check_in(p, org, owners, kr.owner_id if kr else None)
+        if allowed:
+            return
         raise Forbidden("you may change your own objectives and your direct reports' only")
 
     def _late_update(self, p: Principal, org: Organisation, o: Objective) -> bool:
@@ -793,7 +806,10 @@ class GoalsApplication(Application[uuid.UUID]):
         return self.views
 
     def list_cycles(self, p: Principal) -> list[dict[str, Any]]:
-        return self._views().cycles(str(organisation_id(p.org)))
+        views = self._views()
+        if not may_act(p, self._find_organisation(p)):
+            return []
+        return views.cycles(str(organisation_id(p.org)))
 
     def list_objectives(
         self,

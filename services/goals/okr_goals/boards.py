@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from .domain.organisation import Organisation
-from .domain.progress import expected_progress, is_behind
+from okr_events.vocabulary import LEVEL_RANK
+from okr_platform.progress import expected_progress, is_behind
 
-LEVEL_ORDER = {"company": 0, "department": 1, "team": 2, "personal": 3}
+from .domain.organisation import Organisation
 
 
 def _number(value: float) -> str:
@@ -138,7 +138,7 @@ def alignment_tree(summaries: list[dict[str, Any]], org: Organisation) -> list[d
             children.setdefault(p["objective_id"], []).append((s["id"], p["kr_id"]))
 
     def order(ids: list[str]) -> list[str]:
-        return sorted(ids, key=lambda i: (LEVEL_ORDER.get(by_id[i]["level"], 9), by_id[i]["title"]))
+        return sorted(ids, key=lambda i: (LEVEL_RANK.get(by_id[i]["level"], 9), by_id[i]["title"]))
 
     def node(objective_id: str, via_kr: str | None, path: frozenset[str]) -> dict[str, Any]:
         s = by_id[objective_id]

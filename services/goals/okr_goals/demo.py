@@ -8,8 +8,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from okr_platform.principal import Principal
+
 from .application import GoalsApplication
-from .domain.access import Principal
 from .settings import GoalsSettings
 
 DEPARTMENTS = [

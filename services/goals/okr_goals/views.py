@@ -24,6 +24,7 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.projection import ApplicationSubscription, Projection
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from okr_events.tracing import TRACE_CONTEXT_KEY
+from okr_events.vocabulary import LEVEL_RANK
 from psycopg.sql import SQL
 
 from .domain.cycle import Cycle
@@ -163,8 +164,7 @@ class GoalViews(TrackingRecorder):
             params,
         )
         docs = [json.loads(row["doc"]) for row in rows]
-        level_rank = {"company": 0, "department": 1, "team": 2, "personal": 3}
-        docs.sort(key=lambda d: (level_rank.get(d["level"], 9), d["created_on"]))
+        docs.sort(key=lambda d: (LEVEL_RANK.get(d["level"], 9), d["created_on"]))
         return docs
 
     def cycles(self, org_id: str) -> list[dict[str, Any]]:

@@ -11,9 +11,9 @@ from datetime import date
 
 import pytest
 from okr_goals.application import GoalsApplication
-from okr_goals.domain.access import Principal
 from okr_goals.domain.objective import Objective
 from okr_platform.errors import Conflict, IllegalTransition, InvalidInput, NotFound
+from okr_platform.principal import Principal
 
 # ---- in the aggregate ------------------------------------------------------------------------
 

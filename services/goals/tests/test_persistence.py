@@ -14,8 +14,8 @@ from typing import Any
 
 import psycopg
 from okr_goals.application import GoalsApplication
-from okr_goals.domain.access import Principal
 from okr_goals.settings import GoalsSettings
+from okr_platform.principal import Principal
 from psycopg import sql
 
 TITLE = "建立高效专业的客户支持团队"

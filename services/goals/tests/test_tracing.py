@@ -25,8 +25,8 @@ from okr_events.tracing import (
     tracer,
 )
 from okr_goals.application import GoalsApplication
-from okr_goals.domain.access import Principal
 from okr_goals.domain.objective import Objective
+from okr_platform.principal import Principal
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter

@@ -29,11 +29,11 @@ from okr_events.consumer_store import chunks, in_clause
 from okr_events.consuming import Tx
 from okr_events.notifier import ReminderSettings
 from okr_platform.clock import utc_text
+from okr_platform.directory import Department, Directory, Member
+from okr_platform.progress import metric_progress, weighted_progress
 
 from . import schema
 from .domain import rules
-from .domain.directory import Directory, Member
-from .domain.pace import metric_progress, weighted_progress
 from .domain.rules import Change, ObjectiveFacts
 from .webhooks.delivery_queue import enqueue_deliveries
 
@@ -350,10 +350,13 @@ def load_directory(tx: Tx, org_id: str) -> Directory:
         )
         for row in tx.execute("SELECT * FROM members WHERE org_id = :org_id", {"org_id": org_id})
     }
+    # Leads are not kept yet: nothing here decides "manage a department's objectives".
     departments = {
-        row["department_id"]: row["parent_id"]
+        row["department_id"]: Department(
+            department_id=row["department_id"], name=row["name"], parent_id=row["parent_id"]
+        )
         for row in tx.execute(
-            "SELECT department_id, parent_id FROM departments WHERE org_id = :org_id",
+            "SELECT department_id, name, parent_id FROM departments WHERE org_id = :org_id",
             {"org_id": org_id},
         )
     }

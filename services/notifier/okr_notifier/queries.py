@@ -1,7 +1,8 @@
 """What the API reads: inbox, follows, progress history, the operations report.
 
-Plain SQL over the notifier's tables; visibility is decided with the same Directory the
-rules use, so the API never shows an objective its caller may not see."""
+Plain SQL over the notifier's tables; visibility is decided by the suite's access policy
+(okr_platform.access) over the same Directory the rules use, so the API never shows an
+objective its caller may not see."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from okr_events.consuming import ConsumerStore
+from okr_platform import access
 from okr_platform.clock import utc_text
+from okr_platform.directory import Directory
 from okr_platform.errors import NotFound
 from okr_platform.principal import Principal
+from okr_platform.progress import expected_progress, is_behind, weighted_progress
 
-from .domain.directory import Directory
-from .domain.pace import expected_progress, is_behind, weighted_progress
 from .domain.rules import ObjectiveFacts
 from .projection import OBJECTIVE_FACTS, facts_from_row, load_directory
 
@@ -54,10 +56,9 @@ class Reads:
     def can_see(
         self, principal: Principal, facts: ObjectiveFacts, directory: Directory | None = None
     ) -> bool:
-        if "admin" in principal.roles:
-            return True
-        return (directory or self.directory(facts.org_id)).can_see(
-            principal.member_id,
+        return access.can_see(
+            principal,
+            directory or self.directory(facts.org_id),
             visibility=facts.visibility,
             owner_ids=facts.owner_ids,
             department_id=facts.department_id,

@@ -1,36 +1,38 @@
 """Contracts of the goals context's events: organisation directory, cycles, objectives.
 
 Field names equal the domain events' attribute names so the goals service maps them
-generically. Enumerations are restated as Literals on purpose: consumers must not import the
-goals domain, and a new value is a contract change that shows up in the JSON Schemas.
+generically. Enumerations come from okr_events.vocabulary (not the goals domain, which
+consumers must not import); a new value there is a contract change that shows up in the JSON
+Schemas.
 """
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .base import EventContract, JsonObject
 from .registry import register
+from .vocabulary import (
+    CheckInSource,
+    CycleKind,
+    KRKind,
+    KRUnit,
+    Level,
+    OwnerType,
+    Risk,
+    Role,
+    Stars,
+    Visibility,
+)
 
 GOALS_TOPIC = "okr.goals.events.v1"
 GOALS_SOURCE = "/okr/goals"
 
-Role = Literal["employee", "supervisor", "admin"]
-CycleKind = Literal["quarter", "month", "year", "half_year", "custom"]
-Level = Literal["company", "department", "team", "personal"]
-Visibility = Literal["public", "department", "private"]
-OwnerType = Literal["member", "department"]
-KRKind = Literal["metric", "boolean"]
-KRUnit = Literal["number", "percent", "currency", "custom"]
-Risk = Literal["normal", "at_risk", "delayed"]
-CheckInSource = Literal["manual", "report", "task", "api"]
-
 Fraction = Annotated[float, Field(ge=0, le=1)]
-Stars = Annotated[int, Field(ge=1, le=5)]
 
 _LATE = "True for a late update: made after the objective left its editable statuses."
 

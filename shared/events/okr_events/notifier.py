@@ -12,11 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .base import EventContract, JsonObject
 from .registry import register
+from .vocabulary import Stars
 
 NOTIFIER_TOPIC = "okr.notifier.events.v1"
 NOTIFIER_SOURCE = "/okr/notifier"
 
-Stars = Annotated[int, Field(ge=1, le=5)]
 LocalTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 
 

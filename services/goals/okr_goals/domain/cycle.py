@@ -6,10 +6,8 @@ import uuid
 from datetime import date
 
 from eventsourcing.domain import Aggregate, event
+from okr_events.vocabulary import CYCLE_KINDS, CYCLE_STATES
 from okr_platform.errors import IllegalTransition, InvalidInput
-
-CYCLE_KINDS = ("quarter", "month", "year", "half_year", "custom")
-CYCLE_STATES = ("planning", "active", "scoring", "closed", "archived")
 
 # state -> {target state: event-recording method name}
 _TRANSITIONS = {

@@ -15,29 +15,22 @@ from datetime import date
 from typing import Any
 
 from eventsourcing.domain import Aggregate, event
-from okr_platform.errors import Conflict, IllegalTransition, InvalidInput, NotFound
-
-from .progress import metric_progress, weighted_progress
-
-LEVELS = ("company", "department", "team", "personal")
-VISIBILITIES = ("public", "department", "private")
-OWNER_TYPES = ("member", "department")
-KR_KINDS = ("metric", "boolean")
-KR_UNITS = ("number", "percent", "currency", "custom")
-RISKS = ("normal", "at_risk", "delayed")
-SOURCES = ("manual", "report", "task", "api")
-STATUSES = (
-    "draft",
-    "pending_approval",
-    "active",
-    "scoring",
-    "scored",
-    "closed",
-    "cancelled",
+from okr_events.vocabulary import (
+    CHECK_IN_SOURCES,
+    EDITABLE_STATUSES,
+    KR_KINDS,
+    KR_UNITS,
+    LATE_EDITABLE_STATUSES,
+    LEVELS,
+    MAX_STARS,
+    MIN_STARS,
+    OPEN_STATUSES,
+    OWNER_TYPES,
+    RISKS,
+    VISIBILITIES,
 )
-EDITABLE = ("draft", "pending_approval", "active")
-LATE_EDITABLE = ("scoring", "scored", "closed")  # only with an admin's late update
-OPEN = ("draft", "pending_approval", "active", "scoring", "scored")
+from okr_platform.errors import Conflict, IllegalTransition, InvalidInput, NotFound
+from okr_platform.progress import metric_progress, weighted_progress
 
 
 @dataclass
@@ -109,7 +102,7 @@ def _title(value: str, field: str = "title") -> str:
 def _confidence(value: int | None) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
+    if isinstance(value, bool) or not isinstance(value, int) or not MIN_STARS <= value <= MAX_STARS:
         raise InvalidInput(
             "confidence must be a whole number of stars from 1 to 5", field="confidence"
         )
@@ -224,7 +217,7 @@ class Objective(Aggregate):
         return kr
 
     def _ensure_writable(self, late: bool) -> None:
-        if self.status in EDITABLE or (late and self.status in LATE_EDITABLE):
+        if self.status in EDITABLE_STATUSES or (late and self.status in LATE_EDITABLE_STATUSES):
             return
         raise IllegalTransition(
             f"objective is {self.status!r}; it can no longer be changed", field="status"
@@ -438,13 +431,13 @@ class Objective(Aggregate):
         late: bool = False,
     ) -> str:
         """Update a KR's current value and/or confidence and/or risk, keeping before/after."""
-        if self.status != "active" and not (late and self.status in LATE_EDITABLE):
+        if self.status != "active" and not (late and self.status in LATE_EDITABLE_STATUSES):
             raise IllegalTransition(
                 f"check-ins need an active objective; this one is {self.status!r}",
                 field="status",
             )
         kr = self.key_result(kr_id)
-        _one_of(source, SOURCES, "source")
+        _one_of(source, CHECK_IN_SOURCES, "source")
         if current is None and confidence is None and risk is None:
             raise InvalidInput(
                 "a check-in changes at least one of current, confidence, risk", field="current"
@@ -620,7 +613,7 @@ class Objective(Aggregate):
         self.status = "closed"
 
     def cancel(self, reason: str, actor: str) -> None:
-        self._ensure_status("cancel", *OPEN)
+        self._ensure_status("cancel", *OPEN_STATUSES)
         self._cancelled(reason=(reason or "").strip(), actor=actor)
 
     @event("ObjectiveCancelled")

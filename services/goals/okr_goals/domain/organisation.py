@@ -1,7 +1,9 @@
 """The organisation directory: departments tree, members with direct manager, settings.
 
 One organisation (tenant) is one aggregate: directory changes are rare and small, and keeping
-them in one stream makes "no manager cycles" and "department exists" simple invariants.
+them in one stream makes "no manager cycles" and "department exists" simple invariants. It is
+an `okr_platform.directory.OrgDirectory`: who may see or do what is decided over it by the
+suite's one access policy (okr_platform.access).
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from eventsourcing.domain import Aggregate, event
+from okr_events.vocabulary import MAX_STARS, ROLES, SCORE_SCALES
+from okr_platform.directory import department_subtree, manager_chain
 from okr_platform.errors import Conflict, InvalidInput, NotFound
 
-ROLES = ("employee", "supervisor", "admin")
-SCORE_SCALES = ("0-100", "0-1")
 _ORG_NAMESPACE = uuid.UUID("6f1c8f3e-8e0c-4e5e-9f57-0d7c1b2a4c10")
 
 
@@ -56,7 +58,7 @@ class OrgSettings:
     def validated(self) -> OrgSettings:
         if self.score_scale not in SCORE_SCALES:
             raise InvalidInput(f"score_scale must be one of {SCORE_SCALES}", field="score_scale")
-        if self.confidence_scale != 5:
+        if self.confidence_scale != MAX_STARS:
             raise InvalidInput("confidence is rated on 1-5 stars", field="confidence_scale")
         if not 0 < self.progress_warning_threshold <= 1:
             raise InvalidInput(
@@ -133,15 +135,7 @@ class Organisation(Aggregate):
 
     def department_subtree(self, department_id: str) -> set[str]:
         """The department and every department below it."""
-        found = {department_id}
-        changed = True
-        while changed:
-            changed = False
-            for dept in self.departments.values():
-                if dept.parent_id in found and dept.id not in found:
-                    found.add(dept.id)
-                    changed = True
-        return found
+        return department_subtree(self.departments, department_id)
 
     # ---- members -----------------------------------------------------------------------------
 
@@ -242,20 +236,7 @@ class Organisation(Aggregate):
 
     def manager_chain(self, member_id: str) -> list[str]:
         """The member's managers, nearest first."""
-        chain: list[str] = []
-        current = self.members.get(member_id)
-        while current is not None and current.manager_id and current.manager_id not in chain:
-            chain.append(current.manager_id)
-            current = self.members.get(current.manager_id)
-        return chain
-
-    def is_direct_manager(self, manager_id: str, member_id: str) -> bool:
-        member = self.members.get(member_id)
-        return member is not None and member.manager_id == manager_id
-
-    def is_admin(self, member_id: str) -> bool:
-        member = self.members.get(member_id)
-        return member is not None and "admin" in member.roles
+        return manager_chain(self.members, member_id)
 
     # ---- settings ----------------------------------------------------------------------------
 

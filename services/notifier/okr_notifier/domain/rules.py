@@ -13,9 +13,10 @@ from datetime import date, datetime
 from typing import Any
 
 from okr_events.notifier import ReminderSettings
-
-from .directory import Directory
-from .pace import expected_progress, is_behind
+from okr_events.vocabulary import OPEN_UNSCORED_STATUSES
+from okr_platform.access import can_see, member_caller
+from okr_platform.directory import OrgDirectory
+from okr_platform.progress import expected_progress, is_behind
 
 OBJECTIVE_CHANGED = "objective_changed"
 PROGRESS_UPDATED = "progress_updated"
@@ -29,9 +30,6 @@ RULES = (
     CONFIDENCE_WARNING,
     KEY_TASK_CREATED,
 )
-
-#: Objective statuses a follower is reminded about (closed and cancelled ones stay quiet).
-OPEN_STATUSES = frozenset({"draft", "pending_approval", "active", "scoring"})
 
 
 @dataclass(frozen=True)
@@ -97,7 +95,7 @@ def notices_for(
     *,
     objective: ObjectiveFacts,
     followers: Iterable[tuple[str, ReminderSettings]],
-    directory: Directory,
+    directory: OrgDirectory,
     fact_id: str,
     actor: str | None = None,
 ) -> list[Notice]:
@@ -108,8 +106,9 @@ def notices_for(
     for follower_id, settings in followers:
         if follower_id == actor or not wants(settings, change.rule):
             continue
-        if not directory.can_see(
-            follower_id,
+        if not can_see(
+            member_caller(follower_id),  # a follower has no token: the directory speaks for them
+            directory,
             visibility=objective.visibility,
             owner_ids=objective.owner_ids,
             department_id=objective.department_id,
@@ -137,7 +136,7 @@ def dedupe_key(rule: str, objective_id: str, follower_id: str, fact_id: str) -> 
 def progress_warning(objective: ObjectiveFacts, now: datetime) -> Change | None:
     """Behind pace (DOMAIN §3): progress < expected x threshold."""
     expected = objective.expected(now)
-    if objective.status not in OPEN_STATUSES or expected is None:
+    if objective.status not in OPEN_UNSCORED_STATUSES or expected is None:
         return None
     if not is_behind(objective.progress, expected, objective.threshold):
         return None
@@ -154,7 +153,7 @@ def progress_warning(objective: ObjectiveFacts, now: datetime) -> Change | None:
 
 def confidence_warning(objective: ObjectiveFacts, below: int) -> Change | None:
     """Confidence (the lowest of the KRs') under the follower's threshold."""
-    if objective.status not in OPEN_STATUSES or objective.confidence is None:
+    if objective.status not in OPEN_UNSCORED_STATUSES or objective.confidence is None:
         return None
     if objective.confidence >= below:
         return None

@@ -1,4 +1,6 @@
-"""Who may see, edit and approve an objective (DOMAIN §1, §3, §5): access.py's pure rules.
+"""The suite's access policy (okr_platform.access) over goals' own Organisation aggregate:
+who may see, edit and approve an objective (docs/access-policy.md). The same rules over the
+shared Directory value, cell by cell: shared/platform/tests/test_access_table.py.
 
 Directory used throughout:
     hq 公司 -> cs 客户成功部 -> team_a 项目A组;  hq -> pm 产品市场部
@@ -11,17 +13,19 @@ Directory used throughout:
 from __future__ import annotations
 
 import pytest
-from okr_goals.domain.access import (
-    Principal,
+from okr_goals.domain.organisation import Organisation
+from okr_platform.access import (
     can_approve,
     can_edit,
+    can_manage_department,
     can_see,
     is_admin,
-    leads_department,
+    leads,
     manages,
     manages_directly,
 )
-from okr_goals.domain.organisation import Organisation
+from okr_platform.directory import Department, Directory, Member
+from okr_platform.principal import Principal
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +90,15 @@ def test_managing_is_transitive_managing_directly_is_not(org):
 # ---- public ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("who", ["bailu", "lufei", "fanfan", "ceo", "stranger"])
-def test_public_objectives_are_seen_by_everyone(org, who):
+@pytest.mark.parametrize("who", ["bailu", "lufei", "fanfan", "ceo"])
+def test_public_objectives_are_seen_by_everyone_in_the_organisation(org, who):
     assert sees(org, me(who), "public")
+
+
+def test_public_objectives_are_not_seen_by_a_token_the_directory_does_not_list(org):
+    # Issue 9's trial finding: a token for a `sub` nobody added read the public board.
+    assert not sees(org, me("stranger"), "public")
+    assert sees(org, me("stranger", "admin"), "public")  # the identity provider's admin
 
 
 # ---- department ------------------------------------------------------------------------------
@@ -212,9 +222,81 @@ def test_direct_manager_or_admin_approves(org, who, expected):
 
 
 def test_lead_of_a_department_leads_the_departments_below(org):
-    assert leads_department(org, "boss", "hr")
-    assert leads_department(org, "boss", "hr_ops")
-    assert not leads_department(org, "boss", "pm")
-    assert not leads_department(org, "boss", "hq")
-    assert not leads_department(org, "bailu", "hr")
-    assert not leads_department(org, "boss", "nowhere")
+    assert leads(org, "boss", "hr")
+    assert leads(org, "boss", "hr_ops")
+    assert not leads(org, "boss", "pm")
+    assert not leads(org, "boss", "hq")
+    assert not leads(org, "bailu", "hr")
+    assert not leads(org, "boss", "nowhere")
+
+
+def test_leads_and_admins_manage_a_departments_objectives(org):
+    assert can_manage_department(me("boss"), org, "hr_ops")
+    assert not can_manage_department(me("bailu"), org, "hr")
+    assert can_manage_department(me("root"), org, "pm")
+    assert can_manage_department(me("auditor", "admin"), org, "pm")
+
+
+# ---- members who left ------------------------------------------------------------------------
+
+
+def test_an_inactive_member_sees_and_may_do_nothing():
+    org = Organisation("acme", "Acme", actor="root")
+    org.add_department("cs", "客户成功部", None, [], "root")
+    org.add_department("ops", "运营组", "cs", [], "root")
+    org.add_member("boss", "老板", "cs", None, "UTC", ["admin"], None, "root")
+    org.add_member("bailu", "白露", "ops", "boss", "UTC", [], None, "root")
+    # Both leave: the owner of the objective and their manager, a directory admin.
+    org.update_member("bailu", {"active": False}, "root")
+    org.update_member("boss", {"active": False}, "root")
+    for who in (me("bailu"), me("boss"), me("boss", "admin")):
+        for visibility in ("public", "department", "private"):
+            assert not sees(org, who, visibility, owners=("bailu",), department="cs")
+        assert not can_edit(who, org, ["bailu"])
+        assert not can_approve(who, org, ["bailu"])
+        assert not is_admin(who, org)
+
+
+# ---- goals' aggregate and a replica answer alike ---------------------------------------------
+
+
+def replica_of(org: Organisation) -> Directory:
+    """The directory as another context loads it from goals' events."""
+    return Directory(
+        members={
+            m.id: Member(
+                m.id,
+                m.name,
+                m.department_id,
+                m.manager_id,
+                m.time_zone,
+                frozenset(m.roles),
+                m.active,
+                m.email,
+            )
+            for m in org.members.values()
+        },
+        departments={
+            d.id: Department(d.id, d.name, d.parent_id, frozenset(d.lead_ids))
+            for d in org.departments.values()
+        },
+    )
+
+
+def test_the_aggregate_and_its_replica_give_the_same_answers(org):
+    replica = replica_of(org)
+    callers = [me(m) for m in [*org.members, "stranger"]] + [me("stranger", "admin")]
+    owner_sets = [("bailu",), ("fanfan",), ("lufei", "mengbo"), ()]
+    for caller in callers:
+        for owners in owner_sets:
+            assert can_edit(caller, org, owners) == can_edit(caller, replica, owners)
+            assert can_approve(caller, org, owners) == can_approve(caller, replica, owners)
+            for visibility in ("public", "department", "private"):
+                for department in ("cs", "team_a", "pm", None):
+                    assert sees(org, caller, visibility, owners, department) == sees(
+                        replica, caller, visibility, owners, department
+                    ), (caller, owners, visibility, department)
+        for department in org.departments:
+            assert can_manage_department(caller, org, department) == can_manage_department(
+                caller, replica, department
+            )
