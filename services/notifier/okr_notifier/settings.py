@@ -1,14 +1,15 @@
-"""Settings of the notifier service (prefix NOTIFIER_), each documented in the README."""
+"""Settings of the notifier service (prefix NOTIFIER_), each documented in
+docs/settings.md#notifier."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from okr_events import EXECUTION_TOPIC, GOALS_TOPIC
-from okr_platform.settings import JWTSettings
+from okr_platform.settings import ServiceSettings
 from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import NoDecode, SettingsConfigDict
 
@@ -26,24 +27,19 @@ def _key_list(value: Any) -> Any:
     return [str(part).strip() for part in parts if str(part).strip()]
 
 
-class NotifierSettings(JWTSettings):
-    """Its JWT settings (NOTIFIER_JWT_SECRET, _ALGORITHM, _PUBLIC_KEY, _JWKS_URL): JWTSettings."""
+class NotifierSettings(ServiceSettings):
+    """Its JWT settings (NOTIFIER_JWT_SECRET, _ALGORITHM, _PUBLIC_KEY, _JWKS_URL) and its storage
+    (NOTIFIER_PERSISTENCE, _DATA_DIR, _POSTGRES_*; the follows' event store and the projection
+    live there): ServiceSettings."""
 
     model_config = SettingsConfigDict(env_prefix="NOTIFIER_", extra="ignore")
 
-    persistence: Literal["sqlite", "postgres"] = "sqlite"
     data_dir: Path = Path("data/notifier")
-
-    postgres_host: str = "127.0.0.1"
-    postgres_port: int = 5432
-    postgres_dbname: str = "okr"
-    postgres_user: str = "okr"
-    postgres_password: SecretStr = SecretStr("okr")
     postgres_schema: str = "notifier"
     postgres_pool_size: int = 4
 
     # What it consumes (OKR_KAFKA_* says where Kafka is), as its own consumer group. (A Field,
-    # as ruff's RUF012 does not see a pydantic model through JWTSettings; pydantic copies it.)
+    # as ruff's RUF012 does not see a pydantic model through ServiceSettings; pydantic copies it.)
     topics: list[str] = Field(default=[GOALS_TOPIC, EXECUTION_TOPIC])
     group_id: str = "okr-notifier"
     consume: bool = True  # false: serve the API only (another process consumes)
@@ -71,40 +67,6 @@ class NotifierSettings(JWTSettings):
     webhook_secret_keys: Annotated[list[SecretStr], NoDecode, BeforeValidator(_key_list)] = Field(
         default=[]
     )
-
-    @property
-    def embedded(self) -> bool:
-        return self.persistence == "sqlite"
-
-    def postgres_conninfo(self) -> str:
-        return (
-            f"host={self.postgres_host} port={self.postgres_port} dbname={self.postgres_dbname} "
-            f"user={self.postgres_user} password={self.postgres_password.get_secret_value()}"
-        )
-
-    def event_store_env(self) -> dict[str, str]:
-        """Environment of the follows' event store (the eventsourcing library's factory)."""
-        env = {"IS_SNAPSHOTTING_ENABLED": "n"}
-        if self.embedded:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            return env | {
-                # The follows projection subscribes to this log (plain SQLite cannot notify).
-                "PERSISTENCE_MODULE": "okr_events.sqlite_subscription:SubscribableSQLiteFactory",
-                "SQLITE_DBNAME": str(self.data_dir / "events.sqlite3"),
-                "SQLITE_LOCK_TIMEOUT": "10",
-            }
-        return env | {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "POSTGRES_HOST": self.postgres_host,
-            "POSTGRES_PORT": str(self.postgres_port),
-            "POSTGRES_DBNAME": self.postgres_dbname,
-            "POSTGRES_USER": self.postgres_user,
-            "POSTGRES_PASSWORD": self.postgres_password.get_secret_value(),
-            "POSTGRES_SCHEMA": self.postgres_schema,
-            "POSTGRES_POOL_SIZE": str(self.postgres_pool_size),
-            "POSTGRES_MAX_OVERFLOW": str(self.postgres_pool_size),
-            "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
-        }
 
     def projection_sqlite_path(self) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
 """Kafka connection settings, client configurations and topic creation, shared by every
-relay and consumer (prefix OKR_KAFKA_, documented in the README)."""
+relay and consumer (prefix OKR_KAFKA_, documented in docs/settings.md#kafka)."""
 
 from __future__ import annotations
 
