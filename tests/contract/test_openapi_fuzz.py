@@ -58,30 +58,19 @@ CONFIG = SchemathesisConfig.from_dict(
         ],
     }
 )
-# The schema is read from an app that is never started (OpenAPI needs no database); every case
-# is sent to the module's started app (`fuzzed_suite`), passed as `app=`.
-schema = schemathesis.openapi.from_asgi("/openapi.json", create_suite_app(), config=CONFIG)
-
-
-def embedded_env(monkeypatch: pytest.MonkeyPatch, data: Path) -> None:
-    """The embedded default's settings, with its SQLite files under `data`."""
-    monkeypatch.setenv("GOALS_PERSISTENCE", "sqlite")
-    monkeypatch.setenv("GOALS_DATA_DIR", str(data / "goals"))
-    monkeypatch.setenv("NOTIFIER_PERSISTENCE", "sqlite")
-    monkeypatch.setenv("NOTIFIER_DATA_DIR", str(data / "notifier"))
-    monkeypatch.setenv("NOTIFIER_SCHEDULER_ENABLED", "false")
 
 
 class AlreadyStarted:
-    """The app as schemathesis reaches it. The module starts the app once for every operation;
-    schemathesis would start and stop it around each one, so its lifespan messages are
-    answered here and the app keeps running."""
+    """The app as schemathesis reaches it: the one `admin_of_the_fuzzed_suite` set up and
+    started (once for every operation). schemathesis would start and stop it around each
+    operation, so its lifespan messages are answered here and the app keeps running."""
 
-    def __init__(self, app: FastAPI):
-        self.app = app
+    def __init__(self) -> None:
+        self.app: FastAPI | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "lifespan":
+            assert self.app is not None, "no started app: use the admin_of_the_fuzzed_suite fixture"
             await self.app(scope, receive, send)
             return
         while True:
@@ -93,27 +82,45 @@ class AlreadyStarted:
                 return
 
 
+FUZZED = AlreadyStarted()
+# The OpenAPI of an app never started (schemathesis.openapi.from_asgi would start it, on the
+# default data directory); the cases go to FUZZED.
+schema = schemathesis.openapi.from_dict(create_suite_app().openapi(), config=CONFIG)
+schema.app = FUZZED
+
+
+def embedded_env(monkeypatch: pytest.MonkeyPatch, data: Path) -> None:
+    """The embedded default's settings, with its SQLite files under `data`."""
+    monkeypatch.setenv("GOALS_PERSISTENCE", "sqlite")
+    monkeypatch.setenv("GOALS_DATA_DIR", str(data / "goals"))
+    monkeypatch.setenv("NOTIFIER_PERSISTENCE", "sqlite")
+    monkeypatch.setenv("NOTIFIER_DATA_DIR", str(data / "notifier"))
+    monkeypatch.setenv("NOTIFIER_SCHEDULER_ENABLED", "false")
+
+
 @pytest.fixture(scope="module")
-def fuzzed_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AlreadyStarted, Any]]:
-    """The embedded suite on SQLite with the test kit's organisation, and its admin's token."""
+def admin_of_the_fuzzed_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The embedded suite on SQLite with the test kit's organisation, started as FUZZED; the
+    headers of its admin."""
     with pytest.MonkeyPatch.context() as monkeypatch:
         embedded_env(monkeypatch, tmp_path_factory.mktemp("fuzzed-suite"))
-        app = create_suite_app()
+        FUZZED.app = create_suite_app()
         settings = GoalsSettings()
-        with TestClient(app) as client:
-            build_org(client, settings)
-            yield AlreadyStarted(app), auth(settings, "root", roles=["admin"])
+        try:
+            with TestClient(FUZZED.app) as client:
+                build_org(client, settings)
+                yield auth(settings, "root", roles=["admin"])
+        finally:
+            FUZZED.app = None
 
 
 @schema.parametrize()
 def test_the_suite_answers_only_what_its_openapi_declares(
-    case: Any, fuzzed_suite: tuple[AlreadyStarted, Any]
+    case: Any, admin_of_the_fuzzed_suite: Any
 ) -> None:
-    app, admin = fuzzed_suite
     streams = "text/event-stream" in str(case.operation.definition.raw.get("responses", {}))
     case.call_and_validate(
-        app=app,
-        headers=admin,
+        headers=admin_of_the_fuzzed_suite,
         checks=CHECKS,
         timeout=STREAM_SECONDS if streams else 30,
     )
