@@ -436,6 +436,7 @@ class GoalsApplication(Application[uuid.UUID]):
         kr_id: str,
         *,
         current: float | None = None,
+        done: bool | None = None,
         confidence: int | None = None,
         risk: str | None = None,
         note: str = "",
@@ -446,6 +447,7 @@ class GoalsApplication(Application[uuid.UUID]):
             return o.check_in(
                 kr_id,
                 current=current,
+                done=done,
                 confidence=confidence,
                 risk=risk,
                 note=note,

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from okr_events.notifier import ReminderSettings
 from okr_platform.clock import FakeClock
 from okr_platform.errors import Forbidden, InvalidInput
+from okr_platform.openapi import MAX_ROW_ID, problem_responses
 from okr_platform.principal import Principal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -21,6 +23,12 @@ from .queries import as_of_moment
 from .service import NotifierService
 
 Authorization = Annotated[str | None, Header()]
+# Notification ids and cursors: a larger integer than a store holds is a 422, not an overflow.
+NotificationId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+Cursor = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)]
+# The caller's organisation is not known to the notifier yet (404).
+IN_ORG = problem_responses(404)
+IN_ORG_INVALID = problem_responses(404, 422)
 
 
 class SettingsChange(BaseModel):
@@ -74,12 +82,36 @@ class ClockSetting(BaseModel):
     now: AwareDatetime
 
 
+@dataclass(frozen=True)
+class Subscriber:
+    """Who a stream is for, known before the stream opens."""
+
+    service: NotifierService
+    principal: Principal
+    org_id: str
+
+
+def last_event_id_of(header: str | None) -> int | None:
+    """The id to resume after, from Last-Event-ID; anything but an id we could have sent is
+    ignored (the stream then starts with what comes next)."""
+    if header is None or not (header.isascii() and header.isdigit()):
+        return None
+    value = int(header)
+    return value if value <= MAX_ROW_ID else None
+
+
 def build_router(get_service: Callable[[], NotifierService]) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(responses=problem_responses(401))  # every route authenticates
 
     def caller(authorization: str | None) -> tuple[NotifierService, Principal]:
         service = get_service()
         return service, service.principal(authorization)
+
+    def subscriber(authorization: Authorization = None) -> Subscriber:
+        """A dependency, so a missing or forged token is a 401 problem before the stream's
+        200 is sent (an endpoint's generator runs only once the response has started)."""
+        service, principal = caller(authorization)
+        return Subscriber(service, principal, service.org_id(principal))
 
     def rendered(item: dict[str, Any], lang: str) -> Notification:
         return Notification(**item, text=render(item["message_key"], item["params"], lang))
@@ -87,7 +119,10 @@ def build_router(get_service: Callable[[], NotifierService]) -> APIRouter:
     # ---- follows -----------------------------------------------------------------------------
 
     @router.put(
-        "/objectives/{objective_id}/follow", tags=["follows"], response_model=FollowedObjective
+        "/objectives/{objective_id}/follow",
+        tags=["follows"],
+        response_model=FollowedObjective,
+        responses=IN_ORG_INVALID,
     )
     def follow(
         objective_id: str, authorization: Authorization = None, body: SettingsChange | None = None
@@ -97,7 +132,10 @@ def build_router(get_service: Callable[[], NotifierService]) -> APIRouter:
         return service.follow(principal, objective_id, body.changes() if body else None)
 
     @router.patch(
-        "/objectives/{objective_id}/follow", tags=["follows"], response_model=FollowedObjective
+        "/objectives/{objective_id}/follow",
+        tags=["follows"],
+        response_model=FollowedObjective,
+        responses=IN_ORG_INVALID,
     )
     def change_follow(
         objective_id: str, body: SettingsChange, authorization: Authorization = None
@@ -106,13 +144,17 @@ def build_router(get_service: Callable[[], NotifierService]) -> APIRouter:
         service, principal = caller(authorization)
         return service.change_follow(principal, objective_id, body.changes())
 
-    @router.delete("/objectives/{objective_id}/follow", tags=["follows"], status_code=204)
+    @router.delete(
+        "/objectives/{objective_id}/follow", tags=["follows"], status_code=204, responses=IN_ORG
+    )
     def unfollow(objective_id: str, authorization: Authorization = None) -> None:
         """Stop following (idempotent)."""
         service, principal = caller(authorization)
         service.unfollow(principal, objective_id)
 
-    @router.get("/follows", tags=["follows"], response_model=list[FollowedObjective])
+    @router.get(
+        "/follows", tags=["follows"], response_model=list[FollowedObjective], responses=IN_ORG
+    )
     def followed(authorization: Authorization = None) -> list[dict[str, Any]]:
         """Objectives I follow, with their progress and confidence."""
         service, principal = caller(authorization)
@@ -120,13 +162,15 @@ def build_router(get_service: Callable[[], NotifierService]) -> APIRouter:
 
     # ---- inbox -------------------------------------------------------------------------------
 
-    @router.get("/notifications", tags=["inbox"], response_model=InboxPage)
+    @router.get(
+        "/notifications", tags=["inbox"], response_model=InboxPage, responses=IN_ORG_INVALID
+    )
     def inbox(
         request: Request,
         authorization: Authorization = None,
         unread: bool = False,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
-        before: Annotated[int | None, Query(ge=1)] = None,
+        before: Cursor = None,
     ) -> InboxPage:
         """My work notifications, newest first; `unread=true` for unread ones only."""
         service, principal = caller(authorization)
@@ -141,15 +185,15 @@ def build_router(get_service: Callable[[], NotifierService]) -> APIRouter:
             unread=service.reads.unread_count(org_id, principal.member_id),
         )
 
-    @router.get("/notifications/unread-count", tags=["inbox"])
+    @router.get("/notifications/unread-count", tags=["inbox"], responses=IN_ORG)
     def unread_count(authorization: Authorization = None) -> dict[str, int]:
         service, principal = caller(authorization)
         org_id = service.org_id(principal)
         return {"unread": service.reads.unread_count(org_id, principal.member_id)}
 
-    @router.post("/notifications/{notification_id}/read", tags=["inbox"])
+    @router.post("/notifications/{notification_id}/read", tags=["inbox"], responses=IN_ORG_INVALID)
     def mark_read(
-        notification_id: int, request: Request, authorization: Authorization = None
+        notification_id: NotificationId, request: Request, authorization: Authorization = None
     ) -> Notification:
         service, principal = caller(authorization)
         org_id = service.org_id(principal)
@@ -158,11 +202,8 @@ def build_router(get_service: Callable[[], NotifierService]) -> APIRouter:
         )
         return rendered(item, language(request.headers.get("accept-language")))
 
-    @router.post("/notifications/read-all", tags=["inbox"])
-    def mark_all_read(
-        authorization: Authorization = None,
-        up_to: Annotated[int | None, Query(ge=1)] = None,
-    ) -> dict[str, int]:
+    @router.post("/notifications/read-all", tags=["inbox"], responses=IN_ORG_INVALID)
+    def mark_all_read(authorization: Authorization = None, up_to: Cursor = None) -> dict[str, int]:
         """Mark all read (up to the id `up_to`, so what arrived meanwhile stays unread)."""
         service, principal = caller(authorization)
         org_id = service.org_id(principal)
@@ -171,19 +212,25 @@ def build_router(get_service: Callable[[], NotifierService]) -> APIRouter:
         )
         return {"marked": marked, "unread": service.reads.unread_count(org_id, principal.member_id)}
 
-    @router.get("/notifications/stream", tags=["inbox"], response_class=EventSourceResponse)
+    @router.get(
+        "/notifications/stream",
+        tags=["inbox"],
+        response_class=EventSourceResponse,
+        responses=IN_ORG,
+    )
     async def stream(
         request: Request,
-        authorization: Authorization = None,
         last_event_id: Annotated[str | None, Header()] = None,
+        # A default, not Annotated: these annotations are strings and `subscriber` is local.
+        me: Subscriber = Depends(subscriber),
     ) -> AsyncIterator[ServerSentEvent]:
         """New notifications as server-sent events (`event: notification`, id = its id).
 
-        Reconnecting with Last-Event-ID resumes after it; without it, only new ones come."""
-        service, principal = caller(authorization)
-        org_id = service.org_id(principal)
+        Reconnecting with Last-Event-ID resumes after it; without it, only new ones come. The
+        caller is authenticated before the stream opens (401 problem otherwise)."""
+        service, principal, org_id = me.service, me.principal, me.org_id
         lang = language(request.headers.get("accept-language"))
-        after = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
+        after = last_event_id_of(last_event_id)
         if after is None:
             after = await asyncio.to_thread(service.reads.latest_id, org_id, principal.member_id)
         yield ServerSentEvent(comment="connected", retry=2000)
@@ -206,7 +253,7 @@ def build_router(get_service: Callable[[], NotifierService]) -> APIRouter:
 
     # ---- progress history and the operations report -----------------------------------------
 
-    @router.get("/objectives/{objective_id}/progress-history", tags=["reports"])
+    @router.get("/objectives/{objective_id}/progress-history", tags=["reports"], responses=IN_ORG)
     def progress_history(
         objective_id: str,
         authorization: Authorization = None,
@@ -223,7 +270,7 @@ def build_router(get_service: Callable[[], NotifierService]) -> APIRouter:
             "points": service.reads.progress_history(objective_id, kr_id),
         }
 
-    @router.get("/reports/operations", tags=["reports"])
+    @router.get("/reports/operations", tags=["reports"], responses=IN_ORG_INVALID)
     def operations_report(
         cycle_id: str,
         authorization: Authorization = None,
@@ -249,7 +296,7 @@ def build_router(get_service: Callable[[], NotifierService]) -> APIRouter:
             "fake": isinstance(service.clock, FakeClock),
         }
 
-    @router.put("/admin/clock", tags=["admin"])
+    @router.put("/admin/clock", tags=["admin"], responses=problem_responses(403, 422))
     def set_clock(body: ClockSetting, authorization: Authorization = None) -> dict[str, Any]:
         """Travel in time (NOTIFIER_FAKE_CLOCK=true only): the next daily checks use it."""
         service, principal = caller(authorization)
@@ -260,7 +307,7 @@ def build_router(get_service: Callable[[], NotifierService]) -> APIRouter:
         service.clock.set(body.now)
         return {"now": service.clock.now().isoformat(), "fake": True}
 
-    @router.post("/admin/daily-checks/run", tags=["admin"])
+    @router.post("/admin/daily-checks/run", tags=["admin"], responses=problem_responses(403))
     def run_daily_checks(authorization: Authorization = None) -> dict[str, Any]:
         """Run the daily checks that are due now (the scheduler does this every tick)."""
         service, principal = caller(authorization)

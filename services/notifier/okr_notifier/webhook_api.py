@@ -8,9 +8,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from okr_platform.clock import utc_text
 from okr_platform.errors import Forbidden, InvalidInput, NotFound
+from okr_platform.openapi import MAX_ROW_ID, problem_responses
 from okr_platform.principal import Principal
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -173,11 +174,25 @@ StatusFilter = Annotated[
     Query(description="only the deliveries in this status"),
 ]
 Limit = Annotated[int, Query(ge=1, le=200)]
-After = Annotated[int | None, Query(ge=0, description="`next_after` of the previous page")]
+# Ids and cursors: a larger integer than a store holds is a 422, not an overflow.
+After = Annotated[
+    int | None, Query(ge=0, le=MAX_ROW_ID, description="`next_after` of the previous page")
+]
+NotificationId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+
+# Every route authenticates (401); the organisation's are for its admins (403); the caller's
+# organisation may be unknown to the notifier yet (404).
+AUTHENTICATED = problem_responses(401)
+MINE = problem_responses(404)
+ORGS = problem_responses(403, 404)
+# Setting one: the URL or secret is refused (422).
+SET = problem_responses(404, 422)
+# Retrying one: no such delivery (404), not failed or no webhook configured (422).
+RETRY = problem_responses(404, 422)
 
 
 def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter:
-    router = APIRouter(tags=["webhooks"])
+    router = APIRouter(tags=["webhooks"], responses=AUTHENTICATED)
 
     def owner(authorization: str | None, scope: Scope) -> tuple[WebhookService, str, str]:
         """The service, the caller's org id and the webhook owner of ``scope``."""
@@ -270,20 +285,23 @@ def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter
 
     # One pair of routes per scope; written out so OpenAPI shows each with its own summary.
 
-    @router.put("/webhooks/me", response_model=WebhookOut, summary="Set my webhook")
+    @router.put("/webhooks/me", response_model=WebhookOut, summary="Set my webhook", responses=SET)
     def put_my_webhook(body: WebhookIn, authorization: Authorization = None) -> WebhookOut:
         return put("member", body, authorization)
 
-    @router.get("/webhooks/me", response_model=WebhookOut, summary="My webhook")
+    @router.get("/webhooks/me", response_model=WebhookOut, summary="My webhook", responses=MINE)
     def get_my_webhook(authorization: Authorization = None) -> WebhookOut:
         return get("member", authorization)
 
-    @router.delete("/webhooks/me", status_code=204, summary="Remove my webhook")
+    @router.delete("/webhooks/me", status_code=204, summary="Remove my webhook", responses=MINE)
     def delete_my_webhook(authorization: Authorization = None) -> Response:
         return delete("member", authorization)
 
     @router.get(
-        "/webhooks/me/deliveries", response_model=DeliveryPage, summary="My webhook's deliveries"
+        "/webhooks/me/deliveries",
+        response_model=DeliveryPage,
+        summary="My webhook's deliveries",
+        responses=problem_responses(404, 422),
     )
     def my_deliveries(
         authorization: Authorization = None,
@@ -297,21 +315,37 @@ def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter
         "/webhooks/me/deliveries/{notification_id}/retry",
         response_model=DeliveryOut,
         summary="Queue a failed delivery of my webhook again",
+        responses=RETRY,
     )
-    def retry_my_delivery(notification_id: int, authorization: Authorization = None) -> DeliveryOut:
+    def retry_my_delivery(
+        notification_id: NotificationId, authorization: Authorization = None
+    ) -> DeliveryOut:
         return retry("member", notification_id, authorization)
 
     @router.put(
-        "/webhooks/org", response_model=WebhookOut, summary="Set the organisation's webhook"
+        "/webhooks/org",
+        response_model=WebhookOut,
+        summary="Set the organisation's webhook",
+        responses=ORGS | SET,
     )
     def put_org_webhook(body: WebhookIn, authorization: Authorization = None) -> WebhookOut:
         return put("org", body, authorization)
 
-    @router.get("/webhooks/org", response_model=WebhookOut, summary="The organisation's webhook")
+    @router.get(
+        "/webhooks/org",
+        response_model=WebhookOut,
+        summary="The organisation's webhook",
+        responses=ORGS,
+    )
     def get_org_webhook(authorization: Authorization = None) -> WebhookOut:
         return get("org", authorization)
 
-    @router.delete("/webhooks/org", status_code=204, summary="Remove the organisation's webhook")
+    @router.delete(
+        "/webhooks/org",
+        status_code=204,
+        summary="Remove the organisation's webhook",
+        responses=ORGS,
+    )
     def delete_org_webhook(authorization: Authorization = None) -> Response:
         return delete("org", authorization)
 
@@ -319,6 +353,7 @@ def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter
         "/webhooks/org/deliveries",
         response_model=DeliveryPage,
         summary="The organisation webhook's deliveries",
+        responses=ORGS | problem_responses(422),
     )
     def org_deliveries(
         authorization: Authorization = None,
@@ -332,9 +367,10 @@ def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter
         "/webhooks/org/deliveries/{notification_id}/retry",
         response_model=DeliveryOut,
         summary="Queue a failed delivery of the organisation's webhook again",
+        responses=ORGS | RETRY,
     )
     def retry_org_delivery(
-        notification_id: int, authorization: Authorization = None
+        notification_id: NotificationId, authorization: Authorization = None
     ) -> DeliveryOut:
         return retry("org", notification_id, authorization)
 

@@ -7,4 +7,6 @@
 - ``okr_platform.settings``: the JWT settings each service inherits under its own env prefix.
 - ``okr_platform.errors``: the domain error classes and their HTTP statuses (no framework).
 - ``okr_platform.problems``: RFC 9457 problem+json responses and the handlers every service shares.
+- ``okr_platform.openapi``: the Problem schema and `problem_responses`, how a route declares
+  its error statuses in OpenAPI.
 - ``okr_platform.clock``: the clock the contexts read "now" from (a fake one in tests)."""

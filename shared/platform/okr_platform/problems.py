@@ -1,9 +1,10 @@
-"""RFC 9457 problem+json for every error (DESIGN "Errors"): stable code, human detail, field.
+"""RFC 9457 problem+json for every error (docs/architecture.md#errors): stable code, human
+detail, field.
 
 `install_problem_handlers` maps what every service shares: unauthenticated, invalid requests,
 unknown routes, the domain errors of `okr_platform.errors` (by `errors.STATUS_OF`) and
 unexpected errors. A context adds a handler only for an error of its own (its
-`install_problem_handlers`)."""
+`install_problem_handlers`). `okr_platform.openapi` documents the body (the Problem schema)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .auth import AuthenticationError
 from .errors import STATUS_OF, DomainError
+from .openapi import PROBLEM_JSON, document_problems
+
+__all__ = ["PROBLEM_JSON", "install_domain_error_handler", "install_problem_handlers", "problem"]
 
 log = logging.getLogger(__name__)
 
-PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://okr.example/problems/"
 TITLES = {
     400: "Bad request",
@@ -74,8 +77,10 @@ def install_domain_error_handler(
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """The handlers every service shares."""
+    """The handlers every service shares, and their Problem schema in the app's OpenAPI (each
+    route declares its statuses with `okr_platform.openapi.problem_responses`)."""
     install_domain_error_handler(app, DomainError, STATUS_OF)
+    document_problems(app)
 
     @app.exception_handler(AuthenticationError)
     async def unauthenticated(request: Request, error: AuthenticationError) -> JSONResponse:
@@ -97,6 +102,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400 and isinstance(error.__cause__, UnicodeDecodeError):
+            # FastAPI's 400 for a body that is not UTF-8: malformed JSON, like any other.
+            return problem(422, "malformed_json", "body: the body is not UTF-8 JSON", "body")
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
         return problem(error.status_code, code, str(error.detail))
 

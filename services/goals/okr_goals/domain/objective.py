@@ -109,6 +109,27 @@ def _confidence(value: int | None) -> int | None:
     return value
 
 
+def _checked_in_value(kr: KeyResult, current: float | None, done: bool | None) -> float | None:
+    """The KR's new current value from a check-in's `current` or `done`, by the KR's kind."""
+    if done is not None:
+        if current is not None:
+            raise InvalidInput("send current or done, not both", field="done")
+        if not isinstance(done, bool):
+            raise InvalidInput("done is true or false", field="done")
+        if kr.kind != "boolean":
+            raise InvalidInput(
+                f"done is for boolean KRs; this one is a {kr.kind} KR: send current",
+                field="done",
+            )
+        return 1.0 if done else 0.0
+    if current is None:
+        return None
+    current = _finite(current, "current")
+    if kr.kind == "boolean" and current not in (0.0, 1.0):
+        raise InvalidInput("a boolean KR's current value is 0 or 1", field="current")
+    return current
+
+
 class Objective(Aggregate):
     @event("ObjectiveCreated")
     def __init__(
@@ -423,6 +444,7 @@ class Objective(Aggregate):
         kr_id: str,
         *,
         current: float | None = None,
+        done: bool | None = None,
         confidence: int | None = None,
         risk: str | None = None,
         note: str = "",
@@ -430,7 +452,9 @@ class Objective(Aggregate):
         actor: str,
         late: bool = False,
     ) -> str:
-        """Update a KR's current value and/or confidence and/or risk, keeping before/after."""
+        """Update a KR's current value and/or confidence and/or risk, keeping before/after.
+
+        A metric KR takes `current`; a boolean KR takes `done` or `current` 0 or 1."""
         if self.status != "active" and not (late and self.status in LATE_EDITABLE_STATUSES):
             raise IllegalTransition(
                 f"check-ins need an active objective; this one is {self.status!r}",
@@ -438,14 +462,11 @@ class Objective(Aggregate):
             )
         kr = self.key_result(kr_id)
         _one_of(source, CHECK_IN_SOURCES, "source")
+        current = _checked_in_value(kr, current, done)
         if current is None and confidence is None and risk is None:
             raise InvalidInput(
                 "a check-in changes at least one of current, confidence, risk", field="current"
             )
-        if current is not None:
-            current = _finite(current, "current")
-            if kr.kind == "boolean" and current not in (0.0, 1.0):
-                raise InvalidInput("a boolean KR's current value is 0 or 1", field="current")
         if risk is not None:
             _one_of(risk, RISKS, "risk")
         before = kr.snapshot()

@@ -18,6 +18,8 @@ from okr_events.vocabulary import MAX_STARS, ROLES, SCORE_SCALES
 from okr_platform.directory import department_subtree, manager_chain
 from okr_platform.errors import Conflict, InvalidInput, NotFound
 
+# What an update may set to None: no department, no manager, no email.
+CLEARABLE_MEMBER_FIELDS = {"department_id", "manager_id", "email"}
 _ORG_NAMESPACE = uuid.UUID("6f1c8f3e-8e0c-4e5e-9f57-0d7c1b2a4c10")
 
 
@@ -60,7 +62,12 @@ class OrgSettings:
             raise InvalidInput(f"score_scale must be one of {SCORE_SCALES}", field="score_scale")
         if self.confidence_scale != MAX_STARS:
             raise InvalidInput("confidence is rated on 1-5 stars", field="confidence_scale")
-        if not 0 < self.progress_warning_threshold <= 1:
+        threshold = self.progress_warning_threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+            raise InvalidInput(
+                "progress_warning_threshold must be a number", field="progress_warning_threshold"
+            )
+        if not 0 < threshold <= 1:
             raise InvalidInput(
                 "progress_warning_threshold must be in (0, 1]", field="progress_warning_threshold"
             )
@@ -193,6 +200,11 @@ class Organisation(Aggregate):
         unknown = set(changes) - allowed
         if unknown:
             raise InvalidInput(f"cannot change {sorted(unknown)}", field=sorted(unknown)[0])
+        for name in sorted(set(changes) - CLEARABLE_MEMBER_FIELDS):
+            if changes[name] is None:
+                raise InvalidInput(f"{name} cannot be cleared (null)", field=name)
+        if "name" in changes and not changes["name"].strip():
+            raise InvalidInput("name must not be blank", field="name")
         if changes.get("department_id") is not None:
             self.department(changes["department_id"])
         if "time_zone" in changes:
@@ -244,6 +256,9 @@ class Organisation(Aggregate):
         unknown = sorted(set(changes) - set(OrgSettings.__dataclass_fields__))
         if unknown:
             raise InvalidInput(f"unknown settings {unknown}", field=unknown[0])
+        for name in sorted(changes):
+            if changes[name] is None:
+                raise InvalidInput(f"{name} cannot be null", field=name)
         new = replace(self.settings, **changes).validated()
         effective = {k: v for k, v in changes.items() if getattr(self.settings, k) != v}
         if effective:
