@@ -788,7 +788,7 @@ class GoalsApplication(Application[uuid.UUID]):
         if self.views is None:
             raise ViewsUnavailable("the goals views are not running")
         position = self.recorder.max_notification_id()
-        if not self.views.wait_until(self.name, position, timeout=self.read_timeout):
+        if not self.views.wait_until(position, self.read_timeout):
             raise ViewsUnavailable("the goals views are behind; try again shortly")
         return self.views
 

@@ -284,7 +284,7 @@ def get_webhook(
 def delete_webhook(store: ConsumerStore, org_id: str, scope: Scope, owner_id: str, at: str) -> bool:
     """Remove a webhook; its pending deliveries fail (visible as such). False if none."""
     key = {"org_id": org_id, "scope": scope, "owner_id": owner_id}
-    with store._tx() as tx:
+    with store.transaction() as tx:
         removed = tx.execute(f"DELETE FROM webhooks WHERE {_WEBHOOK_KEY} RETURNING url", key)
         if removed:
             tx.execute(
@@ -501,7 +501,7 @@ def reencrypt_secrets(store: ConsumerStore, cipher: SecretCipher) -> Reencrypted
     several replicas at once (compare and set, rows in key order); a secret no key decrypts is
     left for its owner to set again (its deliveries fail with UNDECRYPTABLE)."""
     done = Reencrypted()
-    with store._tx() as tx:
+    with store.transaction() as tx:
         rows = tx.execute(
             "SELECT org_id, scope, owner_id, secret FROM webhooks ORDER BY org_id, scope, owner_id"
         )
@@ -849,7 +849,7 @@ class DeliveryWorker:
 
     def _claim(self) -> list[dict[str, Any]]:
         now = self.clock.now()
-        with self.store._tx() as tx:
+        with self.store.transaction() as tx:
             claimed = tx.execute(
                 _CLAIM.format(lock=_LOCK[tx.dialect]),
                 {
@@ -924,7 +924,7 @@ class DeliveryWorker:
             key = {name: delivery[name] for name in ("org_id", "scope", "owner_id")}
             new = self.cipher.encrypt(revealed.secret)
             try:
-                with self.store._tx() as tx:
+                with self.store.transaction() as tx:
                     if rewrite_secret(tx, key, stored, new):
                         log.info("webhook secret of %(scope)s %(owner_id)s re-encrypted", key)
             except Exception:  # the delivery matters more; its next delivery tries again
@@ -1006,7 +1006,7 @@ class DeliveryWorker:
             status,
             error or outcome.status_code,
         )
-        with self.store._tx() as tx:
+        with self.store.transaction() as tx:
             tx.execute(
                 _RECORD,
                 {

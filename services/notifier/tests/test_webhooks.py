@@ -222,7 +222,7 @@ def add_webhook(
 
 def notify(store: Any, recipient: str = "m1", at: datetime = START) -> int:
     """Store a notification and queue its deliveries, as the projection does."""
-    with store._tx() as tx:
+    with store.transaction() as tx:
         rows = tx.execute(
             """INSERT INTO notifications (org_id, recipient_id, objective_id, rule, dedupe_key,
                 message_key, params, link, created_at, raised_at)
@@ -311,7 +311,7 @@ def test_member_and_org_webhooks_each_get_a_delivery_queued_once(
     add_webhook(webhook_store, webhook_receiver, "org")
     to_m1 = notify(webhook_store, "m1")
     to_m2 = notify(webhook_store, "m2")  # m2 has no webhook of their own
-    with webhook_store._tx() as tx:
+    with webhook_store.transaction() as tx:
         enqueue_deliveries(tx, to_m1, ORG, "m1", utc_text(START))  # again: no effect
     rows = webhook_store.query(
         "SELECT notification_id, scope, owner_id FROM deliveries ORDER BY notification_id, scope"
@@ -1098,9 +1098,10 @@ def test_a_rewrite_never_overwrites_a_secret_put_meanwhile(webhook_store: Any) -
     add_plain_webhook(webhook_store, "http://127.0.0.1:9/h")
     key = {"org_id": ORG, "scope": "member", "owner_id": "m1"}
     put_meanwhile = cipher.encrypt("the-new-secret-0000")
-    with webhook_store._tx() as tx:
+    with webhook_store.transaction() as tx:
         assert webhooks.rewrite_secret(tx, key, SECRET, put_meanwhile)
-    with webhook_store._tx() as tx:  # what a pass that read the plain row would write: refused
+    # What a pass that read the plain row would write: refused.
+    with webhook_store.transaction() as tx:
         assert not webhooks.rewrite_secret(tx, key, SECRET, cipher.encrypt(SECRET))
     assert stored_secret(webhook_store) == put_meanwhile
 

@@ -4,33 +4,48 @@ Every apply is ONE transaction holding the handler's writes, the applied aggrega
 and the positions (eventsourcing `Tracking` records, application_name ``"<topic>:<partition>"``,
 notification_id = offset + 1), so a crash never separates an effect from its position. A batch
 is one such transaction for many events: the round trips per transaction are paid once.
+
+Readers use `ConsumerStore.transaction()` (a `Tx`) or `query`; a request that must read its
+own writes waits with `wait_for_position` until the position it saw is applied
+(docs/read-models.md).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import sqlite3
+import threading
+import time
+import uuid
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import psycopg
+from eventsourcing import persistence as es_persistence
 from eventsourcing.persistence import InfrastructureFactory, Tracking, TrackingRecorder
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from eventsourcing.utils import Environment
 from psycopg.sql import SQL, Identifier
 
-from .codec import InboundEvent
-
 if TYPE_CHECKING:
     from .consuming import RawMessage
 
 Dialect = Literal["sqlite", "postgres"]
 log = logging.getLogger(__name__)
+
+#: Errors that say the database is unreachable or busy, not that the event is bad.
+TRANSIENT = (
+    es_persistence.OperationalError,
+    es_persistence.InterfaceError,
+    psycopg.OperationalError,
+    sqlite3.OperationalError,
+)
 
 
 class Tx(Protocol):
@@ -64,8 +79,94 @@ class Tx(Protocol):
     def after_commit(self, callback: Callable[[], None]) -> None: ...
 
 
+class Applicable(Protocol):
+    """What the runtime needs of an event to apply it exactly once: where it was read (a
+    decoded `InboundEvent` from a topic, or a context's own `RecordedEvent` from its log)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def aggregate_id(self) -> uuid.UUID: ...
+    @property
+    def aggregate_version(self) -> int: ...
+
+
+A = TypeVar("A", bound=Applicable)
+
+
 def position_name(topic: str, partition: int) -> str:
     return f"{topic}:{partition}"
+
+
+class PositionWatch:
+    """The positions this process knows are applied, and the requests waiting for one.
+
+    Commits made in this process notify the condition at once (no polling); a position applied
+    by another process sharing the store is seen when a waiter re-reads the database, every
+    `recheck` seconds while it waits."""
+
+    recheck = 0.2
+
+    def __init__(self, read: Callable[[str], int | None]) -> None:
+        self._read = read
+        self._known: dict[str, int] = {}
+        self._changed = threading.Condition()
+
+    def advanced(self, name: str, position: int) -> None:
+        with self._changed:
+            if position > self._known.get(name, 0):
+                self._known[name] = position
+                self._changed.notify_all()
+
+    def forget(self) -> None:
+        """Forget every known position (they were deleted: re-read them when asked)."""
+        with self._changed:
+            self._known.clear()
+
+    def wake(self) -> None:
+        """Let every waiter look again (e.g. the runner feeding the store stopped)."""
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(
+        self,
+        name: str,
+        position: int,
+        timeout: float,
+        give_up: Callable[[], bool] = lambda: False,
+    ) -> bool:
+        """Block until position ``name`` is at least ``position``: True; False when
+        ``timeout`` seconds pass, or as soon as ``give_up()`` says so."""
+        deadline = time.monotonic() + timeout
+        if name not in self._known:
+            self._reread(name)
+        while True:
+            with self._changed:
+                self._changed.wait_for(
+                    lambda: self._known.get(name, 0) >= position or give_up(),
+                    timeout=max(0.0, min(self.recheck, deadline - time.monotonic())),
+                )
+                if self._known.get(name, 0) >= position:
+                    return True
+                if give_up() or time.monotonic() >= deadline:
+                    return False
+            self._reread(name)  # outside the lock: a slow database never blocks a commit
+
+    def _reread(self, name: str) -> None:
+        try:
+            self.advanced(name, self._read(name) or 0)
+        except TRANSIENT as error:  # the database is away: the wait times out, honestly
+            log.debug("position %s unreadable: %s", name, error)
 
 
 #: Most values in one ``IN (...)`` list (SQLite allows 32,766 variables; smaller lists keep
@@ -221,30 +322,61 @@ class _Cursor:
         return stage
 
 
-Write = Callable[[Sequence[InboundEvent], Tx], None]
-
-
 class ConsumerStore(TrackingRecorder):
     """A consuming context's database: its handler's tables, its positions, applied versions."""
 
-    def _tx(self) -> Any:
+    _watch: PositionWatch
+
+    def transaction(self) -> AbstractContextManager[Tx]:
+        """One transaction on the store, committed when the block ends (rolled back if it
+        raises); the `Tx` runs the SQL; its `after_commit` callbacks run after the commit."""
+        return self._transaction()
+
+    def _transaction(self) -> AbstractContextManager[_Cursor]:
         raise NotImplementedError
 
+    def _init_watch(self) -> None:
+        self._watch = PositionWatch(self.max_tracking_id)
+
     def setup(self, statements: Sequence[str]) -> None:
-        with self._tx() as tx:
+        with self._transaction() as tx:
             for statement in [APPLIED_TABLE, DEAD_LETTERS_TABLE, *statements]:
                 tx.execute(statement)
 
     def next_offset(self, topic: str, partition: int) -> int | None:
         """Where to resume reading a partition (None: never read)."""
-        return self.max_tracking_id(position_name(topic, partition))
+        name = position_name(topic, partition)
+        stored = self.max_tracking_id(name)
+        if stored is not None:
+            self._watch.advanced(name, stored)  # e.g. applied by another process sharing it
+        return stored
 
-    def apply_once(self, event: InboundEvent, write: Callable[[Tx], None]) -> bool:
+    def wait_for_position(
+        self,
+        topic: str,
+        partition: int,
+        next_offset: int,
+        timeout: float,
+        give_up: Callable[[], bool] = lambda: False,
+    ) -> bool:
+        """Read-your-writes: block until the partition's stored position (its next offset)
+        reaches ``next_offset``; False after ``timeout`` seconds or once ``give_up()``."""
+        return self._watch.wait_for(position_name(topic, partition), next_offset, timeout, give_up)
+
+    def forget_positions(self) -> None:
+        """After deleting stored positions (a rebuild): waits re-read them from the database."""
+        self._watch.forget()
+
+    def wake_waiters(self) -> None:
+        """Let waiters re-check their ``give_up`` now (the runner feeding the store stopped)."""
+        self._watch.wake()
+
+    def apply_once(self, event: A, write: Callable[[Tx], None]) -> bool:
         """Run ``write`` for ``event`` unless its aggregate version was already applied; the
         writes, the applied version and the position commit together. True if applied."""
         return self.apply_batch([event], lambda _events, tx: write(tx)) == 1
 
-    def apply_batch(self, events: Sequence[InboundEvent], write: Write) -> int:
+    def apply_batch(self, events: Sequence[A], write: Callable[[Sequence[A], Tx], None]) -> int:
         """Apply a batch in ONE transaction; returns how many events were fresh.
 
         Fresh = its offset is not behind the stored position of its partition, and its
@@ -264,7 +396,7 @@ class ConsumerStore(TrackingRecorder):
             tp = (event.topic, event.partition)
             ends[tp] = max(ends.get(tp, 0), event.offset + 1)
         keys = [str(event.aggregate_id) for event in events]  # str(UUID) is not free
-        with self._tx() as tx:
+        with self._transaction() as tx:
             if len(events) == 1:
                 # One event (the live path, latency first): no query; the tracking insert
                 # refuses it if it is behind the position (IntegrityError, as always).
@@ -274,7 +406,7 @@ class ConsumerStore(TrackingRecorder):
                     tp: self._max_tracking_id(position_name(*tp), tx._cursor) or 0 for tp in ends
                 }
             versions = self._applied_versions(tx, set(keys))
-            fresh: list[InboundEvent] = []
+            fresh: list[A] = []
             changed: dict[str, int] = {}
             for event, key in zip(events, keys, strict=True):
                 if event.offset < stored[(event.topic, event.partition)]:
@@ -295,7 +427,12 @@ class ConsumerStore(TrackingRecorder):
             for tp, end in ends.items():
                 if end > stored[tp]:  # tracking ids must increase: the library checks
                     self._track(tx, Tracking(position_name(*tp), end))
+            tx.after_commit(lambda: self._advanced(ends))
         return len(fresh)
+
+    def _advanced(self, ends: Mapping[tuple[str, int], int]) -> None:
+        for (topic, partition), end in ends.items():
+            self._watch.advanced(position_name(topic, partition), end)
 
     def _applied_versions(self, tx: _Cursor, aggregate_ids: set[str]) -> dict[str, int]:
         """Applied versions of the given aggregates: one query per MAX_IN of them."""
@@ -309,6 +446,7 @@ class ConsumerStore(TrackingRecorder):
     def skip(self, topic: str, partition: int, offset: int) -> None:
         """Move past a message without applying it (it went to the dead-letter topic)."""
         self.insert_tracking(Tracking(position_name(topic, partition), offset + 1))
+        self._watch.advanced(position_name(topic, partition), offset + 1)
 
     def record_dead_letter(
         self, raw: RawMessage, event_id: str | None, error: BaseException
@@ -323,7 +461,7 @@ class ConsumerStore(TrackingRecorder):
             "error": f"{type(error).__name__}: {error}"[:2000],
             "failed_at": datetime.now(UTC).isoformat(),
         }
-        with self._tx() as tx:
+        with self._transaction() as tx:
             tx.execute(INSERT_DEAD_LETTER, row)
 
     def dead_letters(self) -> list[dict[str, Any]]:
@@ -334,7 +472,8 @@ class ConsumerStore(TrackingRecorder):
         return [dict(row) for row in rows]
 
     def query(self, statement: str, params: Mapping[str, Any] | None = None) -> list[Any]:
-        with self._tx() as tx:
+        """One statement in a transaction of its own; its rows (dicts by column)."""
+        with self._transaction() as tx:
             return tx.execute(statement, params)
 
     if TYPE_CHECKING:  # provided by the library's recorders the concrete stores mix in below
@@ -349,8 +488,12 @@ class ConsumerStore(TrackingRecorder):
 
 
 class SQLiteConsumerStore(SQLiteTrackingRecorder, ConsumerStore):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_watch()
+
     @contextmanager
-    def _tx(self) -> Iterator[_Cursor]:
+    def _transaction(self) -> Iterator[_Cursor]:
         with self.datastore.transaction(commit=True) as cursor:
             tx = _Cursor(cursor, "sqlite")
             yield tx
@@ -360,8 +503,12 @@ class SQLiteConsumerStore(SQLiteTrackingRecorder, ConsumerStore):
 class PostgresConsumerStore(PostgresTrackingRecorder, ConsumerStore):
     """Tables live in the datastore's schema (the consuming context's own)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._init_watch()
+
     @contextmanager
-    def _tx(self) -> Iterator[_Cursor]:
+    def _transaction(self) -> Iterator[_Cursor]:
         with self.datastore.transaction(commit=True) as cursor:
             cursor.execute(
                 SQL("SET LOCAL search_path TO {}").format(Identifier(self.datastore.schema))
