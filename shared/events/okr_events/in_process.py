@@ -164,8 +164,11 @@ class LogRunner(StoppableRunner, Generic[E]):
         if not notification_id:
             return True
         return self.store.wait_for_position(
-            self.topic, 0, notification_id, timeout, give_up=lambda: self.error is not None
+            self.topic, 0, notification_id, timeout, give_up=self._gone
         )
+
+    def _gone(self) -> bool:
+        return self.error is not None or self._stopped.is_set()
 
 
 class InProcessRunner(LogRunner[InboundEvent]):
