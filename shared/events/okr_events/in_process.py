@@ -40,7 +40,6 @@ from .consuming import (
     RawMessage,
     StoppableRunner,
 )
-from .envelope import stable_event_id
 from .relay import ToContract
 from .tracing import context_from_carrier, event_trace_context, trace_headers
 
@@ -234,8 +233,9 @@ class RecordedEvent:
 
     @property
     def event_id(self) -> str:
-        """The id the relay publishes this event under (for logs and dead letters)."""
-        return stable_event_id(self.aggregate_id, self.aggregate_version)
+        """``"<aggregate id>:<version>"``, for logs and spans (not a message id: the
+        relay's message of this event has its own, `envelope.stable_event_id`)."""
+        return f"{self.aggregate_id}:{self.aggregate_version}"
 
     @property
     def type(self) -> str:
