@@ -12,71 +12,40 @@ own writes waits with `wait_for_position` until the position it saw is applied
 
 from __future__ import annotations
 
-import logging
-import re
-import sqlite3
-import threading
-import time
 import uuid
-import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import psycopg
-from eventsourcing import persistence as es_persistence
 from eventsourcing.persistence import InfrastructureFactory, Tracking, TrackingRecorder
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from eventsourcing.utils import Environment
 from psycopg.sql import SQL, Identifier
 
+from .positions import PositionWatch
+from .transaction import MAX_IN, TRANSIENT, CursorTx, Dialect, Tx, chunks, in_clause
+
 if TYPE_CHECKING:
     from .consuming import RawMessage
 
-Dialect = Literal["sqlite", "postgres"]
-log = logging.getLogger(__name__)
-
-#: Errors that say the database is unreachable or busy, not that the event is bad.
-TRANSIENT = (
-    es_persistence.OperationalError,
-    es_persistence.InterfaceError,
-    psycopg.OperationalError,
-    sqlite3.OperationalError,
-)
-
-
-class Tx(Protocol):
-    """The handler's transaction. SQL uses ``:name`` parameters and runs unchanged on SQLite
-    and PostgreSQL (rewritten to ``%(name)s`` there); `dialect` is for the rare statement that
-    must differ."""
-
-    dialect: Dialect
-
-    def execute(self, statement: str, params: Mapping[str, Any] | None = None) -> list[Any]: ...
-
-    def executemany(self, statement: str, rows: Sequence[Mapping[str, Any]]) -> None: ...
-
-    def insert_many(
-        self,
-        table: str,
-        columns: Sequence[str],
-        rows: Sequence[Mapping[str, Any]],
-        *,
-        on_conflict: str = "",
-    ) -> None: ...
-
-    def update_many(
-        self,
-        table: str,
-        keys: Sequence[str],
-        columns: Sequence[str],
-        rows: Sequence[Mapping[str, Any]],
-    ) -> None: ...
-
-    def after_commit(self, callback: Callable[[], None]) -> None: ...
+__all__ = [  # the transaction's names too, where readers and handlers have always found them
+    "MAX_IN",
+    "TRANSIENT",
+    "Applicable",
+    "ConsumerStore",
+    "Dialect",
+    "PositionWatch",
+    "PostgresConsumerStore",
+    "SQLiteConsumerStore",
+    "Tx",
+    "chunks",
+    "in_clause",
+    "open_consumer_store",
+    "position_name",
+]
 
 
 class Applicable(Protocol):
@@ -108,87 +77,6 @@ def position_name(topic: str, partition: int) -> str:
     return f"{topic}:{partition}"
 
 
-class PositionWatch:
-    """The positions this process knows are applied, and the requests waiting for one.
-
-    Commits made in this process notify the condition at once (no polling); a position applied
-    by another process sharing the store is seen when a waiter re-reads the database, every
-    `recheck` seconds while it waits."""
-
-    recheck = 0.2
-
-    def __init__(self, read: Callable[[str], int | None]) -> None:
-        self._read = read
-        self._known: dict[str, int] = {}
-        self._changed = threading.Condition()
-
-    def advanced(self, name: str, position: int) -> None:
-        with self._changed:
-            if position > self._known.get(name, 0):
-                self._known[name] = position
-                self._changed.notify_all()
-
-    def forget(self) -> None:
-        """Forget every known position (they were deleted: re-read them when asked)."""
-        with self._changed:
-            self._known.clear()
-
-    def wake(self) -> None:
-        """Let every waiter look again (e.g. the runner feeding the store stopped)."""
-        with self._changed:
-            self._changed.notify_all()
-
-    def wait_for(
-        self,
-        name: str,
-        position: int,
-        timeout: float,
-        give_up: Callable[[], bool] = lambda: False,
-    ) -> bool:
-        """Block until position ``name`` is at least ``position``: True; False when
-        ``timeout`` seconds pass, or as soon as ``give_up()`` says so."""
-        deadline = time.monotonic() + timeout
-        if name not in self._known:
-            self._reread(name)
-        while True:
-            with self._changed:
-                self._changed.wait_for(
-                    lambda: self._known.get(name, 0) >= position or give_up(),
-                    timeout=max(0.0, min(self.recheck, deadline - time.monotonic())),
-                )
-                if self._known.get(name, 0) >= position:
-                    return True
-                if give_up() or time.monotonic() >= deadline:
-                    return False
-            self._reread(name)  # outside the lock: a slow database never blocks a commit
-
-    def _reread(self, name: str) -> None:
-        try:
-            self.advanced(name, self._read(name) or 0)
-        except TRANSIENT as error:  # the database is away: the wait times out, honestly
-            log.debug("position %s unreadable: %s", name, error)
-
-
-#: Most values in one ``IN (...)`` list (SQLite allows 32,766 variables; smaller lists keep
-#: statements cacheable and plans cheap).
-MAX_IN = 500
-
-
-def in_clause(values: Sequence[Any], name: str = "v") -> tuple[str, dict[str, Any]]:
-    """``"(:v0, :v1, ...)"`` and its parameters, for ``WHERE x IN <clause>`` on both dialects.
-    At most MAX_IN values: split longer lists with `chunks`."""
-    if not 0 < len(values) <= MAX_IN:
-        raise ValueError(f"an IN list takes 1 to {MAX_IN} values, not {len(values)}")
-    params = {f"{name}{i}": value for i, value in enumerate(values)}
-    return "(" + ", ".join(f":{key}" for key in params) + ")", params
-
-
-def chunks(values: Sequence[Any], size: int = MAX_IN) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
-_PARAM = re.compile(r"(?<!:):(\w+)")
 APPLIED_TABLE = """CREATE TABLE IF NOT EXISTS consumer_applied_versions (
     aggregate_id TEXT PRIMARY KEY, version INTEGER NOT NULL)"""
 SELECT_APPLIED = (
@@ -204,123 +92,6 @@ INSERT_DEAD_LETTER = """INSERT INTO consumer_dead_letters
     ON CONFLICT DO NOTHING"""
 APPLIED_CONFLICT = "ON CONFLICT (aggregate_id) DO UPDATE SET version = excluded.version"
 
-#: From this many rows on, insert_many and update_many go through COPY on PostgreSQL (below,
-#: one pipelined statement per row costs less than the staging table's extra statements).
-COPY_FROM_ROWS = 64
-
-
-@lru_cache(maxsize=1024)
-def _to_pyformat(statement: str) -> str:
-    # Cached: a batch runs the same few statements thousands of times.
-    return _PARAM.sub(r"%(\1)s", statement)
-
-
-def _is_query(statement: str) -> bool:
-    """Whether a statement returns rows (the library's SQLite cursor has no `description`)."""
-    head = statement.lstrip().split(None, 1)[0].upper()
-    return head in ("SELECT", "WITH", "VALUES") or " RETURNING " in statement.upper()
-
-
-class _Cursor:
-    """`Tx` over a library cursor (SQLite's wrapper or psycopg's)."""
-
-    def __init__(self, cursor: Any, dialect: Dialect) -> None:
-        self._cursor = cursor
-        self.dialect: Dialect = dialect
-        self._rewrite: Callable[[str], str] = _to_pyformat if dialect == "postgres" else str
-        self._after_commit: list[Callable[[], None]] = []
-
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` once this transaction has committed (never if it rolls back):
-        e.g. to wake a worker that reads what the transaction wrote."""
-        self._after_commit.append(callback)
-
-    def committed(self) -> None:
-        for callback in self._after_commit:
-            try:
-                callback()
-            except Exception:  # the commit stands: a failing callback must not undo the apply
-                log.exception("after-commit callback %r failed", callback)
-        self._after_commit.clear()
-
-    def execute(self, statement: str, params: Mapping[str, Any] | None = None) -> list[Any]:
-        self._cursor.execute(self._rewrite(statement), params or {})
-        if not _is_query(statement):
-            return []
-        return list(self._cursor.fetchall())
-
-    def executemany(self, statement: str, rows: Sequence[Mapping[str, Any]]) -> None:
-        """One statement for many rows: psycopg 3 sends them in pipeline mode (one round trip
-        for all), SQLite steps one prepared statement."""
-        if not rows:
-            return
-        if len(rows) == 1:  # a pipeline's extra sync costs more than it saves for one row
-            self._cursor.execute(self._rewrite(statement), rows[0])
-            return
-        self._cursor.executemany(self._rewrite(statement), rows)
-
-    def insert_many(
-        self,
-        table: str,
-        columns: Sequence[str],
-        rows: Sequence[Mapping[str, Any]],
-        *,
-        on_conflict: str = "",
-    ) -> None:
-        """``INSERT INTO table (columns) ... on_conflict`` for every row (dicts by column).
-        Table and column names are the code's own, never input."""
-        if not rows:
-            return
-        if self.dialect == "postgres" and len(rows) >= COPY_FROM_ROWS:
-            stage = self._staged(table, columns, rows)
-            self._cursor.execute(
-                f"INSERT INTO {table} ({', '.join(columns)}) "
-                f"SELECT {', '.join(columns)} FROM {stage} {on_conflict}"
-            )
-            return
-        values = ", ".join(f":{column}" for column in columns)
-        self.executemany(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values}) {on_conflict}", rows
-        )
-
-    def update_many(
-        self,
-        table: str,
-        keys: Sequence[str],
-        columns: Sequence[str],
-        rows: Sequence[Mapping[str, Any]],
-    ) -> None:
-        """``UPDATE table SET columns WHERE keys`` for every row (dicts by column). A row
-        whose keys match nothing changes nothing; keys should be unique among the rows."""
-        if not rows:
-            return
-        if self.dialect == "postgres" and len(rows) >= COPY_FROM_ROWS:
-            stage = self._staged(table, [*keys, *columns], rows)
-            assignments = ", ".join(f"{column} = s.{column}" for column in columns)
-            matches = " AND ".join(f"t.{key} = s.{key}" for key in keys)
-            self._cursor.execute(
-                f"UPDATE {table} AS t SET {assignments} FROM {stage} AS s WHERE {matches}"
-            )
-            return
-        assignments = ", ".join(f"{column} = :{column}" for column in columns)
-        matches = " AND ".join(f"{key} = :{key}" for key in keys)
-        self.executemany(f"UPDATE {table} SET {assignments} WHERE {matches}", rows)
-
-    def _staged(self, table: str, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
-        """COPY the rows into a temporary table shaped like ``table``'s ``columns``, emptied
-        at commit; its name. COPY sends every row in one stream, parsed by the server in
-        bulk: measured about twice as fast as pipelined INSERTs for thousands of rows."""
-        stage = f"stage_{table}_{zlib.crc32(','.join(columns).encode()):08x}"
-        names = ", ".join(columns)
-        self._cursor.execute(
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
-            f"SELECT {names} FROM {table} WITH NO DATA"
-        )
-        with self._cursor.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([row[column] for column in columns])
-        return stage
-
 
 class ConsumerStore(TrackingRecorder):
     """A consuming context's database: its handler's tables, its positions, applied versions."""
@@ -332,7 +103,7 @@ class ConsumerStore(TrackingRecorder):
         raises); the `Tx` runs the SQL; its `after_commit` callbacks run after the commit."""
         return self._transaction()
 
-    def _transaction(self) -> AbstractContextManager[_Cursor]:
+    def _transaction(self) -> AbstractContextManager[CursorTx]:
         raise NotImplementedError
 
     def _init_watch(self) -> None:
@@ -434,7 +205,7 @@ class ConsumerStore(TrackingRecorder):
         for (topic, partition), end in ends.items():
             self._watch.advanced(position_name(topic, partition), end)
 
-    def _applied_versions(self, tx: _Cursor, aggregate_ids: set[str]) -> dict[str, int]:
+    def _applied_versions(self, tx: CursorTx, aggregate_ids: set[str]) -> dict[str, int]:
         """Applied versions of the given aggregates: one query per MAX_IN of them."""
         versions: dict[str, int] = {}
         for chunk in chunks(sorted(aggregate_ids)):
@@ -480,7 +251,7 @@ class ConsumerStore(TrackingRecorder):
 
         def _insert_tracking(self, c: Any, tracking: Tracking) -> None: ...
 
-    def _track(self, tx: _Cursor, tracking: Tracking) -> None:
+    def _track(self, tx: CursorTx, tracking: Tracking) -> None:
         self._insert_tracking(tx._cursor, tracking)
 
     def _max_tracking_id(self, application_name: str, cursor: Any) -> int | None:
@@ -493,9 +264,9 @@ class SQLiteConsumerStore(SQLiteTrackingRecorder, ConsumerStore):
         self._init_watch()
 
     @contextmanager
-    def _transaction(self) -> Iterator[_Cursor]:
+    def _transaction(self) -> Iterator[CursorTx]:
         with self.datastore.transaction(commit=True) as cursor:
-            tx = _Cursor(cursor, "sqlite")
+            tx = CursorTx(cursor, "sqlite")
             yield tx
         tx.committed()
 
@@ -508,12 +279,12 @@ class PostgresConsumerStore(PostgresTrackingRecorder, ConsumerStore):
         self._init_watch()
 
     @contextmanager
-    def _transaction(self) -> Iterator[_Cursor]:
+    def _transaction(self) -> Iterator[CursorTx]:
         with self.datastore.transaction(commit=True) as cursor:
             cursor.execute(
                 SQL("SET LOCAL search_path TO {}").format(Identifier(self.datastore.schema))
             )
-            tx = _Cursor(cursor, "postgres")
+            tx = CursorTx(cursor, "postgres")
             yield tx
         tx.committed()
 
