@@ -12,7 +12,9 @@ own writes waits with `wait_for_position` until the position it saw is applied
 
 from __future__ import annotations
 
+import threading
 import uuid
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
@@ -142,12 +144,23 @@ class ConsumerStore(TrackingRecorder):
         """Let waiters re-check their ``give_up`` now (the runner feeding the store stopped)."""
         self._watch.wake()
 
-    def apply_once(self, event: A, write: Callable[[Tx], None]) -> bool:
+    def apply_once(
+        self, event: A, write: Callable[[Tx], None], *, track_versions: bool = True
+    ) -> bool:
         """Run ``write`` for ``event`` unless its aggregate version was already applied; the
         writes, the applied version and the position commit together. True if applied."""
-        return self.apply_batch([event], lambda _events, tx: write(tx)) == 1
+        applied = self.apply_batch(
+            [event], lambda _events, tx: write(tx), track_versions=track_versions
+        )
+        return applied == 1
 
-    def apply_batch(self, events: Sequence[A], write: Callable[[Sequence[A], Tx], None]) -> int:
+    def apply_batch(
+        self,
+        events: Sequence[A],
+        write: Callable[[Sequence[A], Tx], None],
+        *,
+        track_versions: bool = True,
+    ) -> int:
         """Apply a batch in ONE transaction; returns how many events were fresh.
 
         Fresh = its offset is not behind the stored position of its partition, and its
@@ -156,6 +169,10 @@ class ConsumerStore(TrackingRecorder):
         the applied versions (one row per aggregate) and one `Tracking` per partition (its
         highest offset + 1) are recorded in the same transaction. Events given must be in
         offset order per partition; a batch may mix partitions and topics.
+
+        ``track_versions=False`` is for a context's own log, where each event has one
+        position and no relay re-publishes it: the positions alone apply it once, and the
+        applied versions' query and upsert are saved.
 
         A single event behind the stored position raises IntegrityError (the library's
         tracking check; nothing is written), exactly as `apply_once` always did.
@@ -166,7 +183,8 @@ class ConsumerStore(TrackingRecorder):
         for event in events:
             tp = (event.topic, event.partition)
             ends[tp] = max(ends.get(tp, 0), event.offset + 1)
-        keys = [str(event.aggregate_id) for event in events]  # str(UUID) is not free
+        # str(UUID) is not free: only for the applied versions' keys.
+        keys = [str(event.aggregate_id) if track_versions else "" for event in events]
         with self._transaction() as tx:
             if len(events) == 1:
                 # One event (the live path, latency first): no query; the tracking insert
@@ -176,18 +194,22 @@ class ConsumerStore(TrackingRecorder):
                 stored = {
                     tp: self._max_tracking_id(position_name(*tp), tx._cursor) or 0 for tp in ends
                 }
-            versions = self._applied_versions(tx, set(keys))
+            versions = self._applied_versions(tx, set(keys)) if track_versions else {}
             fresh: list[A] = []
             changed: dict[str, int] = {}
             for event, key in zip(events, keys, strict=True):
                 if event.offset < stored[(event.topic, event.partition)]:
                     continue  # behind the position: processed (or dead-lettered) before
+                if not track_versions:
+                    fresh.append(event)
+                    continue
                 applied = versions.get(key)
                 if applied is None or event.aggregate_version > applied:
                     fresh.append(event)
                     versions[key] = changed[key] = event.aggregate_version
             if fresh:
                 write(fresh, tx)
+            if fresh and track_versions:
                 rows = [{"aggregate_id": k, "version": v} for k, v in changed.items()]
                 tx.insert_many(
                     "consumer_applied_versions",
@@ -272,20 +294,33 @@ class SQLiteConsumerStore(SQLiteTrackingRecorder, ConsumerStore):
 
 
 class PostgresConsumerStore(PostgresTrackingRecorder, ConsumerStore):
-    """Tables live in the datastore's schema (the consuming context's own)."""
+    """Tables live in the datastore's schema (the consuming context's own).
+
+    Each of the store's connections gets that schema as its search path once, in its first
+    committed transaction (the pool is the store's alone, and the library's own statements
+    name their schema), rather than a ``SET LOCAL`` round trip per transaction."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._init_watch()
+        self._in_schema: weakref.WeakSet[Any] = weakref.WeakSet()  # connections set up
+        self._in_schema_lock = threading.Lock()
 
     @contextmanager
     def _transaction(self) -> Iterator[CursorTx]:
         with self.datastore.transaction(commit=True) as cursor:
-            cursor.execute(
-                SQL("SET LOCAL search_path TO {}").format(Identifier(self.datastore.schema))
-            )
+            connection = cursor.connection
+            with self._in_schema_lock:
+                set_up = connection in self._in_schema
+            if not set_up:  # a session setting: it outlives this transaction once committed
+                cursor.execute(
+                    SQL("SET search_path TO {}").format(Identifier(self.datastore.schema))
+                )
             tx = CursorTx(cursor, "postgres")
             yield tx
+        if not set_up:  # not before the commit: a rollback undoes the SET too
+            with self._in_schema_lock:
+                self._in_schema.add(connection)
         tx.committed()
 
 

@@ -134,8 +134,12 @@ class EventProcessor(Generic[E]):
         max_retries: int = 3,
         retry_backoff: float = 0.1,
         stopping: Callable[[], bool] = lambda: False,
+        track_versions: bool = True,
     ) -> None:
         self.handler = handler
+        #: Whether aggregate versions dedupe too (`ConsumerStore.apply_batch`); not for a
+        #: context's own log, where each event has exactly one position.
+        self.track_versions = track_versions
         self.store = store
         self.dead_letter = dead_letter
         self.stopping = stopping
@@ -203,7 +207,9 @@ class EventProcessor(Generic[E]):
         waits = 0
         while True:
             try:
-                fresh = self.store.apply_batch(events, self._write)
+                fresh = self.store.apply_batch(
+                    events, self._write, track_versions=self.track_versions
+                )
             except es_persistence.IntegrityError as error:
                 if self._behind_positions(events):
                     # Another consumer of this store got there first: all already processed.
@@ -284,7 +290,11 @@ class EventProcessor(Generic[E]):
             attempt = 0
             while True:
                 try:
-                    fresh = self.store.apply_once(event, lambda tx: self.handler.handle(event, tx))
+                    fresh = self.store.apply_once(
+                        event,
+                        lambda tx: self.handler.handle(event, tx),
+                        track_versions=self.track_versions,
+                    )
                 except es_persistence.IntegrityError:
                     if (self.store.next_offset(raw.topic, raw.partition) or 0) > raw.offset:
                         # This offset is behind the stored position: already processed.

@@ -51,6 +51,8 @@ LoggedBatch = list[tuple[Any, Tracking]]
 class LogRunner(StoppableRunner, Generic[E]):
     """Applies an application's notification log to a store, from the stored position on."""
 
+    #: Whether the store also dedupes by aggregate version (`ConsumerStore.apply_batch`).
+    track_versions = True
     #: Seconds before reopening the subscription after an outage: doubled per failed attempt.
     reconnect_backoff = 0.05
     max_reconnect_backoff = 2.0
@@ -77,6 +79,7 @@ class LogRunner(StoppableRunner, Generic[E]):
             max_retries=max_retries,
             retry_backoff=retry_backoff,
             stopping=lambda: self._stopped.is_set(),
+            track_versions=self.track_versions,
         )
         #: Why the runner stopped for good (a bug, not an outage); None while it runs.
         self.error: BaseException | None = None
@@ -249,7 +252,10 @@ class ReadModelFailed(RuntimeError):
 class ReadModelRunner(LogRunner[RecordedEvent]):
     """A context's own read model, fed with its own log's domain events.
 
-    The log's name (``topic``) names the stored position: ``"<topic>:0"``."""
+    The log's name (``topic``) names the stored position: ``"<topic>:0"``. Each event of the
+    log has one position, so the position alone applies it once (no version bookkeeping)."""
+
+    track_versions = False
 
     def _deliver(self, batch: LoggedBatch) -> None:
         events = []
