@@ -5,13 +5,11 @@ Both the standalone service (main.py) and the suite's composition root start it 
 from __future__ import annotations
 
 import psycopg
-from eventsourcing.persistence import InfrastructureFactory
-from eventsourcing.utils import Environment
 from okr_platform.auth import TokenVerifier
 
 from .application import GoalsApplication
 from .settings import GoalsSettings
-from .views import GoalViews, GoalViewsProjection, PostgresGoalViews, SQLiteGoalViews, ViewsRunner
+from .views import open_views
 
 
 def ensure_schema(settings: GoalsSettings) -> None:
@@ -35,21 +33,14 @@ class GoalsService:
             read_timeout=self.settings.read_consistency_timeout,
             reference_data_max_age=self.settings.reference_data_max_age,
         )
-        self.views = self._construct_views()
+        self.views = open_views(self.settings, self.app)  # its runner follows the app's log
         self.app.views = self.views
-        self.runner = ViewsRunner(self.app, self.views)
-
-    def _construct_views(self) -> GoalViews:
-        env = Environment(GoalViewsProjection.name, self.settings.views_env())
-        view_class = SQLiteGoalViews if self.settings.embedded else PostgresGoalViews
-        views = InfrastructureFactory.construct(env).tracking_recorder(view_class)
-        assert isinstance(views, GoalViews)
-        return views
+        self.runner = self.views.runner
 
     @property
     def ready(self) -> bool:
         return self.runner.healthy
 
     def close(self) -> None:
-        self.runner.stop()
+        self.runner.close()  # stops following, then closes the views' store
         self.app.close()

@@ -91,13 +91,13 @@ class RawStore:
         if self.settings.embedded:
             with self._sqlite("views.sqlite3") as db:
                 rows = db.execute(
-                    "SELECT notification_id FROM tracking WHERE application_name = 'goals'"
+                    "SELECT notification_id FROM tracking WHERE application_name = 'goals:0'"
                 ).fetchall()
         else:
             with self._pg() as db:
                 rows = db.execute(
                     sql.SQL(
-                        "SELECT notification_id FROM {} WHERE application_name = 'goals'"
+                        "SELECT notification_id FROM {} WHERE application_name = 'goals:0'"
                     ).format(self._table("goals_views_tracking"))
                 ).fetchall()
         assert len(rows) == 1, rows

@@ -38,7 +38,7 @@ class Reads:
         return str(rows[0]["org_id"])
 
     def directory(self, org_id: str) -> Directory:
-        with self.store._tx() as tx:
+        with self.store.transaction() as tx:
             return load_directory(tx, org_id)
 
     def visible_objective(self, principal: Principal, objective_id: str) -> ObjectiveFacts:

@@ -111,11 +111,12 @@ def drop_projections(store: ConsumerStore) -> None:
     and races between workers."""
     table = store.tracking_table_name  # type: ignore[attr-defined]
     marker = getattr(store, "table_migration_identifier", "__migration__")
-    with store._tx() as tx:
+    with store.transaction() as tx:
         for statement in schema.drop_projections():
             tx.execute(statement)
         tx.execute("DELETE FROM consumer_applied_versions")
         tx.execute(f"DELETE FROM {table} WHERE application_name <> :marker", {"marker": marker})
+    store.forget_positions()
 
 
 def rebuild(
@@ -162,11 +163,11 @@ def _reset(
         source=NOTIFIER_SOURCE,
     )
     own.start_thread("rebuild-follows")
+    last = follows.recorder.max_notification_id()
     try:
-        while not own.caught_up():
+        while not own.wait_until_applied(last, timeout=1.0):
             if own.error is not None:
                 raise own.error
-            time.sleep(0.01)
     finally:
         own.stop()
         if own._thread is not None:

@@ -82,7 +82,7 @@ class DailyChecks:
     def _check(self, row: Any, settings: ReminderSettings, due: datetime, now: datetime) -> int:
         local_day = due.date()  # `due` is in the follower's zone
         facts = facts_from_row(row)
-        with self.store._tx() as tx:
+        with self.store.transaction() as tx:
             claimed = tx.execute(
                 """INSERT INTO daily_checks (follow_id, local_date, checked_at)
                 VALUES (:follow_id, :local_date, :checked_at)

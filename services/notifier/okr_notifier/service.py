@@ -193,13 +193,10 @@ class NotifierService:
         if not recordings:
             return
         last = max(r.notification.id for r in recordings)
-        deadline = time.monotonic() + timeout
-        while (self.store.next_offset(NOTIFIER_TOPIC, 0) or 0) < last:
+        if not self.own_events.wait_until_applied(last, timeout):
             if self.own_events.error is not None:
                 raise RuntimeError("the follows projection stopped") from self.own_events.error
-            if time.monotonic() > deadline:
-                raise TimeoutError("the follows projection is behind; try again")
-            time.sleep(0.005)
+            raise TimeoutError("the follows projection is behind; try again")
 
 
 def open_store(settings: NotifierSettings) -> ConsumerStore:

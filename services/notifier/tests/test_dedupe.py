@@ -57,7 +57,7 @@ def test_a_redelivered_event_tells_nobody_again(suite: Suite):
     # transaction, with the very same check-in event.
     check_in = goals_messages(suite)[-1]
     event = decoded(check_in)
-    with service.store._tx() as tx:
+    with service.store.transaction() as tx:
         service.projection.handle(event, tx)
     assert count(suite, "mengbo") == 1
 
@@ -77,7 +77,7 @@ def test_two_replicas_handling_the_same_events_notify_once(suite_factory):
     try:
         # Both replicas apply the event at once, bypassing the applied-version check.
         def apply(index: int) -> None:
-            with stores[index]._tx() as tx:
+            with stores[index].transaction() as tx:
                 handlers[index].handle(event, tx)
 
         for _ in range(5):

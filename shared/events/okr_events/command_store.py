@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -41,7 +41,6 @@ from .consumer_store import (
     PostgresConsumerStore,
     SQLiteConsumerStore,
     Tx,
-    Write,
     chunks,
     in_clause,
     position_name,
@@ -120,7 +119,7 @@ class CommandStore(ConsumerStore):
     def setup(self, statements: Sequence[str]) -> None:
         """The applied versions and dead letters, beside the events (names of their own, so
         an SQL consumer store in the same schema never shares them)."""
-        with self._tx() as tx:
+        with self.transaction() as tx:
             tx.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.applied_table} ("
                 "aggregate_id TEXT PRIMARY KEY, version INTEGER NOT NULL)"
@@ -145,7 +144,7 @@ class CommandStore(ConsumerStore):
             "error": f"{type(error).__name__}: {error}"[:2000],
             "failed_at": datetime.now(UTC).isoformat(),
         }
-        with self._tx() as tx:
+        with self.transaction() as tx:
             tx.execute(
                 f"INSERT INTO {self.dead_letters_table} "
                 '(topic, partition, "offset", event_id, error, failed_at) '
@@ -176,7 +175,13 @@ class CommandStore(ConsumerStore):
 
     # ---- applying -------------------------------------------------------------------------
 
-    def apply_batch(self, events: Sequence[InboundEvent], write: Write) -> int:
+    def apply_batch(  # type: ignore[override]  # applies InboundEvents only, versions always
+        self,
+        events: Sequence[InboundEvent],
+        write: Callable[[Sequence[InboundEvent], Tx], None],
+        *,
+        track_versions: bool = True,
+    ) -> int:
         """Run ``write`` (the command processor) on the fresh events and record what it
         caused with the positions, in one transaction; returns how many were fresh.
 

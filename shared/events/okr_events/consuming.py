@@ -18,28 +18,31 @@ Two transports feed the same handlers through `EventProcessor`:
 `KafkaConsumerRunner` (a consumer group; seeks to the stored positions on assignment; poison
 messages and handlers that keep failing go to ``<topic>.dlq``) and `InProcessRunner` (the
 embedded default: follows the producing application's notification log, no Kafka);
-`replay.replay` rebuilds a store from offset 0 through the same processor.
+`replay.replay` rebuilds a store from offset 0 through the same processor. A context's own
+read models run on the same processor too: `in_process.ReadModelRunner` follows the context's
+own log and hands its handlers the domain events (`RecordedEvent`) rather than contracts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol
 
-import psycopg
 from eventsourcing import persistence as es_persistence
 from opentelemetry import trace
 from opentelemetry.context import Context
+from typing_extensions import TypeVar
 
 from .codec import DecodeError, InboundEvent, decode
 from .consumer_store import (
+    TRANSIENT,
+    Applicable,
     ConsumerStore,
     PostgresConsumerStore,
     SQLiteConsumerStore,
@@ -50,6 +53,7 @@ from .consumer_store import (
 
 __all__ = [
     "TRANSIENT",
+    "Applicable",
     "ConsumerStore",
     "DeadLetter",
     "Decoded",
@@ -72,8 +76,13 @@ tracer = trace.get_tracer("okr_events.consuming")
 
 # ---- the handler side ---------------------------------------------------------------------------
 
+#: The events a handler takes: decoded contracts (`InboundEvent`, what other contexts publish)
+#: unless it is a context's own read model (`in_process.RecordedEvent`: its domain events).
+E = TypeVar("E", bound=Applicable, default=InboundEvent)
+E_contra = TypeVar("E_contra", bound=Applicable, default=InboundEvent, contravariant=True)
 
-class EventHandler(Protocol):
+
+class EventHandler(Protocol[E_contra]):
     """What a consuming context provides. SQL is written with ``:name`` parameters and runs
     unchanged on SQLite and PostgreSQL (rewritten to ``%(name)s`` there).
 
@@ -91,18 +100,10 @@ class EventHandler(Protocol):
         """The handler's tables (read-only here: a tuple or a list both do)."""
         ...
 
-    def handle(self, event: InboundEvent, tx: Tx) -> None: ...
+    def handle(self, event: E_contra, tx: Tx) -> None: ...
 
 
 # ---- processing, shared by both transports ------------------------------------------------------
-
-#: Errors that say the database is unreachable or busy, not that the event is bad.
-TRANSIENT = (
-    es_persistence.OperationalError,
-    es_persistence.InterfaceError,
-    psycopg.OperationalError,
-    sqlite3.OperationalError,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,24 +118,28 @@ class RawMessage:
     headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
-DeadLetter = Callable[[InboundEvent | None, RawMessage, BaseException], None]
+DeadLetter = Callable[[E | None, RawMessage, BaseException], None]
 
 
-class EventProcessor:
+class EventProcessor(Generic[E]):
     """Applies events through a handler: in batches, one transaction each; a failing event
     alone is retried and finally given to the dead-letter sink."""
 
     def __init__(
         self,
-        handler: EventHandler,
+        handler: EventHandler[E],
         store: ConsumerStore,
         *,
-        dead_letter: DeadLetter,
+        dead_letter: DeadLetter[E],
         max_retries: int = 3,
         retry_backoff: float = 0.1,
         stopping: Callable[[], bool] = lambda: False,
+        track_versions: bool = True,
     ) -> None:
         self.handler = handler
+        #: Whether aggregate versions dedupe too (`ConsumerStore.apply_batch`); not for a
+        #: context's own log, where each event has exactly one position.
+        self.track_versions = track_versions
         self.store = store
         self.dead_letter = dead_letter
         self.stopping = stopping
@@ -143,6 +148,8 @@ class EventProcessor:
         self.applied = 0
         self.duplicates = 0
         self.dead_lettered = 0
+        #: The database error being waited out now, if any (a health check reads it).
+        self.unavailable: BaseException | None = None
         self._handle_batch = _batch_method(handler)
         store.setup(handler.create_statements)
 
@@ -157,7 +164,7 @@ class EventProcessor:
         undecodable message is dead-lettered after the messages before it were applied, so
         positions only ever move forward. ``decoded``: `decode_batch(raws)`, if a reader
         thread already did it."""
-        events: list[InboundEvent] = []
+        events: list[Any] = []  # decoded: this path is for `InboundEvent` handlers
         run: list[RawMessage] = []
         for raw, item in zip(raws, decoded or decode_batch(raws), strict=True):
             if isinstance(item, DecodeError):
@@ -171,7 +178,7 @@ class EventProcessor:
         if events:
             self.process_batch(events, run)
 
-    def process_batch(self, events: Sequence[InboundEvent], raws: Sequence[RawMessage]) -> None:
+    def process_batch(self, events: Sequence[E], raws: Sequence[RawMessage]) -> None:
         """Apply decoded events (``raws[i]`` is the message of ``events[i]``) in one
         transaction. The database being away is waited out; any other failure halves the
         batch until the failing event is alone in `process` (retries, then dead letter)."""
@@ -195,12 +202,14 @@ class EventProcessor:
         self.process_batch(events[:half], raws[:half])
         self.process_batch(events[half:], raws[half:])
 
-    def _apply_batch(self, events: Sequence[InboundEvent], span: trace.Span) -> Exception | None:
+    def _apply_batch(self, events: Sequence[E], span: trace.Span) -> Exception | None:
         """One transaction for the batch, waiting out outages; the failure, if it failed."""
         waits = 0
         while True:
             try:
-                fresh = self.store.apply_batch(events, self._write)
+                fresh = self.store.apply_batch(
+                    events, self._write, track_versions=self.track_versions
+                )
             except es_persistence.IntegrityError as error:
                 if self._behind_positions(events):
                     # Another consumer of this store got there first: all already processed.
@@ -212,25 +221,27 @@ class EventProcessor:
                 if self.stopping():
                     raise
                 log.warning("%s: database unavailable (%s); retrying", self.handler.name, error)
+                self.unavailable = error
                 time.sleep(min(5.0, self.retry_backoff * 2 ** min(waits, 6)))
                 waits += 1
             except Exception as error:
                 return error
             else:
+                self.unavailable = None
                 self.applied += fresh
                 self.duplicates += len(events) - fresh
                 span.set_attribute("okr.applied", fresh)
                 span.set_attribute("okr.duplicates", len(events) - fresh)
                 return None
 
-    def _write(self, events: Sequence[InboundEvent], tx: Tx) -> None:
+    def _write(self, events: Sequence[E], tx: Tx) -> None:
         if self._handle_batch is not None:
             self._handle_batch(events, tx)
         else:
             for event in events:
                 self.handler.handle(event, tx)
 
-    def _behind_positions(self, events: Sequence[InboundEvent]) -> bool:
+    def _behind_positions(self, events: Sequence[E]) -> bool:
         """Whether the stored position of every partition in the batch is past it."""
         last: dict[tuple[str, int], int] = {}
         for event in events:
@@ -239,7 +250,7 @@ class EventProcessor:
         return all((self.store.next_offset(*key) or 0) > offset for key, offset in last.items())
 
     @contextlib.contextmanager
-    def _batch_span(self, events: Sequence[InboundEvent]) -> Iterator[trace.Span]:
+    def _batch_span(self, events: Sequence[E]) -> Iterator[trace.Span]:
         """One CONSUMER span for a batch (a span per event would cost more than applying it),
         a root of its own, linked to the trace of each event (up to MAX_LINKS)."""
         topics = {event.topic for event in events}
@@ -260,7 +271,7 @@ class EventProcessor:
                 _link_traces(span, events)
             yield span
 
-    def process(self, event: InboundEvent, raw: RawMessage) -> None:
+    def process(self, event: E, raw: RawMessage) -> None:
         with tracer.start_as_current_span(
             f"{event.topic} process",
             context=_trace_context(event),
@@ -279,7 +290,11 @@ class EventProcessor:
             attempt = 0
             while True:
                 try:
-                    fresh = self.store.apply_once(event, lambda tx: self.handler.handle(event, tx))
+                    fresh = self.store.apply_once(
+                        event,
+                        lambda tx: self.handler.handle(event, tx),
+                        track_versions=self.track_versions,
+                    )
                 except es_persistence.IntegrityError:
                     if (self.store.next_offset(raw.topic, raw.partition) or 0) > raw.offset:
                         # This offset is behind the stored position: already processed.
@@ -292,6 +307,7 @@ class EventProcessor:
                     if self.stopping():
                         raise
                     log.warning("%s: database unavailable (%s); retrying", self.handler.name, error)
+                    self.unavailable = error
                     time.sleep(min(5.0, self.retry_backoff * 2 ** min(attempt, 6)))
                     continue
                 except Exception as error:
@@ -315,6 +331,7 @@ class EventProcessor:
                     time.sleep(self.retry_backoff * 2**attempt)
                     attempt += 1
                 else:
+                    self.unavailable = None
                     span.set_attribute("okr.duplicate", not fresh)
                     if fresh:
                         self.applied += 1
@@ -339,7 +356,7 @@ class EventProcessor:
         self.dead_lettered += 1
 
 
-def _batch_method(handler: EventHandler) -> Callable[[Sequence[InboundEvent], Tx], None] | None:
+def _batch_method(handler: EventHandler[E]) -> Callable[[Sequence[E], Tx], None] | None:
     """The handler's `handle_batch`, unless a subclass overrode `handle` below it (it would
     bypass the override: a handler that refuses some events would silently accept them)."""
     method = getattr(handler, "handle_batch", None)
@@ -380,7 +397,7 @@ def decode_batch(raws: Sequence[RawMessage]) -> list[Decoded]:
 MAX_LINKS = 128
 
 
-def _link_traces(span: trace.Span, events: Sequence[InboundEvent]) -> None:
+def _link_traces(span: trace.Span, events: Sequence[Applicable]) -> None:
     seen: set[tuple[int, int]] = set()
     for event in events:
         if len(seen) >= MAX_LINKS:
@@ -393,7 +410,7 @@ def _link_traces(span: trace.Span, events: Sequence[InboundEvent]) -> None:
             span.add_link(parent, {"messaging.message.id": event.event_id})
 
 
-def _trace_context(event: InboundEvent) -> Any:
+def _trace_context(event: Applicable) -> Any:
     from .tracing import context_from_headers  # import here: tracing imports eventsourcing
 
     return context_from_headers(list(event.headers.items()))

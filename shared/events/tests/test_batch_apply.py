@@ -259,6 +259,27 @@ def test_events_behind_the_stored_position_are_never_applied(store: ConsumerStor
     assert versions(store) == {str(a): [1, 3, 4]}
 
 
+def test_without_version_tracking_the_position_alone_applies_each_event_once(
+    store: ConsumerStore,
+) -> None:
+    """A context's own log (`ReadModelRunner`): every event past the position is applied, in
+    order, whatever other aggregates' versions are; redelivered ones change nothing."""
+    a, b = uuid.uuid4(), uuid.uuid4()
+    handler = Recording()
+    p, dead = processor(store, handler)
+    p.track_versions = False
+    log = numbered([(a, 1), (a, 2), (a, 3), (b, 1), (a, 4), (b, 2)])
+
+    p.receive_batch(log[:4])
+    p.receive_batch(log[2:])  # overlaps the stored position by two
+    p.receive(log[5])  # a single event behind the position
+
+    assert (p.applied, p.duplicates, dead) == (6, 3, [])
+    assert versions(store) == {str(a): [1, 2, 3, 4], str(b): [1, 2]}
+    assert store.query("SELECT COUNT(*) AS n FROM consumer_applied_versions")[0]["n"] == 0
+    assert store.next_offset("t", 0) == 6
+
+
 class Dialects:
     """Uses executemany, and a statement of its dialect."""
 

@@ -154,7 +154,7 @@ class DeliveryWorker:
 
     def _claim(self) -> list[dict[str, Any]]:
         now = self.clock.now()
-        with self.store._tx() as tx:
+        with self.store.transaction() as tx:
             claimed = tx.execute(
                 _CLAIM.format(lock=_LOCK[tx.dialect]),
                 {
@@ -229,7 +229,7 @@ class DeliveryWorker:
             key = {name: delivery[name] for name in ("org_id", "scope", "owner_id")}
             new = self.cipher.encrypt(revealed.secret)
             try:
-                with self.store._tx() as tx:
+                with self.store.transaction() as tx:
                     if rewrite_secret(tx, key, stored, new):
                         log.info("webhook secret of %(scope)s %(owner_id)s re-encrypted", key)
             except Exception:  # the delivery matters more; its next delivery tries again
@@ -287,7 +287,7 @@ class DeliveryWorker:
             status,
             error or outcome.status_code,
         )
-        with self.store._tx() as tx:
+        with self.store.transaction() as tx:
             tx.execute(
                 _RECORD,
                 {

@@ -84,7 +84,7 @@ def get_webhook(
 def delete_webhook(store: ConsumerStore, org_id: str, scope: Scope, owner_id: str, at: str) -> bool:
     """Remove a webhook; its pending deliveries fail (visible as such). False if none."""
     key = {"org_id": org_id, "scope": scope, "owner_id": owner_id}
-    with store._tx() as tx:
+    with store.transaction() as tx:
         removed = tx.execute(f"DELETE FROM webhooks WHERE {WEBHOOK_KEY} RETURNING url", key)
         if removed:
             tx.execute(

@@ -176,7 +176,7 @@ def reencrypt_secrets(store: ConsumerStore, cipher: SecretCipher) -> Reencrypted
     several replicas at once (compare and set, rows in key order); a secret no key decrypts is
     left for its owner to set again (its deliveries fail with UNDECRYPTABLE)."""
     done = Reencrypted()
-    with store._tx() as tx:
+    with store.transaction() as tx:
         rows = tx.execute(
             "SELECT org_id, scope, owner_id, secret FROM webhooks ORDER BY org_id, scope, owner_id"
         )

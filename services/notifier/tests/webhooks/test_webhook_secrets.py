@@ -222,9 +222,11 @@ def test_a_rewrite_never_overwrites_a_secret_put_meanwhile(webhook_store: Any) -
     add_plain_webhook(webhook_store, "http://127.0.0.1:9/h")
     key = {"org_id": ORG, "scope": "member", "owner_id": "m1"}
     put_meanwhile = cipher.encrypt("the-new-secret-0000")
-    with webhook_store._tx() as tx:
+    with webhook_store.transaction() as tx:
         assert rewrite_secret(tx, key, SECRET, put_meanwhile)
-    with webhook_store._tx() as tx:  # what a pass that read the plain row would write: refused
+    with (
+        webhook_store.transaction() as tx
+    ):  # what a pass that read the plain row would write: refused
         assert not rewrite_secret(tx, key, SECRET, cipher.encrypt(SECRET))
     assert stored_secret(webhook_store) == put_meanwhile
 

@@ -76,7 +76,7 @@ def test_member_and_org_webhooks_each_get_a_delivery_queued_once(
     add_webhook(webhook_store, webhook_receiver, "org")
     to_m1 = notify(webhook_store, "m1")
     to_m2 = notify(webhook_store, "m2")  # m2 has no webhook of their own
-    with webhook_store._tx() as tx:
+    with webhook_store.transaction() as tx:
         enqueue_deliveries(tx, to_m1, ORG, "m1", utc_text(START))  # again: no effect
     rows = webhook_store.query(
         "SELECT notification_id, scope, owner_id FROM deliveries ORDER BY notification_id, scope"

@@ -155,7 +155,7 @@ def add_webhook(
 
 def notify(store: Any, recipient: str = "m1", at: datetime = START) -> int:
     """Store a notification and queue its deliveries, as the projection does."""
-    with store._tx() as tx:
+    with store.transaction() as tx:
         rows = tx.execute(
             """INSERT INTO notifications (org_id, recipient_id, objective_id, rule, dedupe_key,
                 message_key, params, link, created_at, raised_at)
