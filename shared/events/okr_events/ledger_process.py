@@ -171,7 +171,11 @@ def main() -> None:
         status.starting = "waiting for PostgreSQL and Kafka"
         try:
             runner = retry_through_outages(
-                lambda: build_runner(settings, kafka), what="ledger", stopping=stopping, log=log
+                lambda: build_runner(settings, kafka),
+                what="ledger",
+                stopping=stopping,
+                log=log,
+                on_outage=lambda reason: setattr(status, "starting", f"starting: {reason}"),
             )
         except Exception as error:  # not an outage: e.g. a setting the servers refuse
             sys.exit(f"okr-ledger: cannot start: {one_line(error)}")

@@ -112,10 +112,12 @@ def retry_through_outages(
     log: logging.Logger,
     backoff: Backoff | None = None,
     reconnect: tuple[object, ...] = (),
+    on_outage: Callable[[str], None] | None = None,
 ) -> T | None:
     """``action()`` once PostgreSQL and Kafka let it succeed; one warning line per failed
-    attempt, after which the pools of ``reconnect`` (recorders, applications) drop their dead
-    connections. Errors that are not outages propagate. None if ``stopping`` was set."""
+    attempt (also given to ``on_outage``), after which the pools of ``reconnect`` (recorders,
+    applications) drop their dead connections. Errors that are not outages propagate. None if
+    ``stopping`` was set."""
     backoff = backoff or Backoff()
     while not stopping.is_set():
         try:
@@ -124,13 +126,10 @@ def retry_through_outages(
             if not is_outage(error):
                 raise
             delay = backoff.next_delay()
-            log.warning(
-                "%s: %s unavailable (%s); retrying in %.1f s",
-                what,
-                what_failed(error),
-                one_line(error),
-                delay,
-            )
+            reason = f"{what_failed(error)} unavailable: {one_line(error)}"
+            log.warning("%s: %s; retrying in %.1f s", what, reason, delay)
+            if on_outage is not None:
+                on_outage(reason)
             stopping.wait(delay)
             discard_broken_connections(*reconnect)
     return None
