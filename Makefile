@@ -15,8 +15,8 @@ ROLES ?=
 STACK ?= auto
 STACK_ENV = stack_env="$$(deploy/local/stack.sh env $(STACK))" && eval "$$stack_env" &&
 
-.PHONY: install run demo token up down ps notifier-rebuild pg pg-down kafka kafka-down infra-up \
-	infra-down infra-status kcat schemas lint format test bench clean
+.PHONY: install run demo token up down ps notifier-rebuild pg pg-down pg-restart kafka kafka-down \
+	kafka-restart infra-up infra-down infra-status kcat schemas lint format test bench clean
 
 $(STAMP): services/goals/pyproject.toml services/notifier/pyproject.toml shared/events/pyproject.toml \
 	shared/platform/pyproject.toml suite/pyproject.toml requirements-dev.txt
@@ -36,13 +36,13 @@ demo: install ## load the seed's organisation and board into org "demo" (the sta
 token: install ## print a development token: make token MEMBER=bailu [ROLES=admin] (valid for the stack while it runs)
 	@$(STACK_ENV) $(BIN)/okr token $(MEMBER) --org $(ORG) $(foreach r,$(ROLES),--role $(r))
 
-up: install ## the distributed stack: PostgreSQL, Kafka, goals API :8001, relay, ledger :8090, notifier :8002 (idempotent)
+up: install ## the distributed stack on this checkout's own PostgreSQL and Kafka: goals API :8001, relay, ledger :8090, notifier :8002 (idempotent; restarts what is down or not ready)
 	deploy/local/stack.sh up
 
 down: ## stop the stack's processes, then PostgreSQL and Kafka (data stays)
 	deploy/local/stack.sh down
 
-ps: ## what of the stack runs: process, state, pid, address, log
+ps: ## what of the stack runs and whether it is ready: process, state, pid, address, log, ready
 	deploy/local/stack.sh status || true
 
 # Always the stack's settings (the embedded notifier is fed in process, not from Kafka). The
@@ -56,17 +56,23 @@ notifier-rebuild: install ## replay Kafka into the stack's notifier tables (its 
 	if [ "$$was" = up ]; then deploy/local/stack.sh up >/dev/null || rc=1; fi; \
 	exit $$rc
 
-pg: ## start the machine's PostgreSQL 15 with database okr (idempotent)
+pg: ## start this checkout's own PostgreSQL 15 (data/postgres, port in data/ports.env) with database okr (idempotent)
 	deploy/local/pg.sh up
 
 pg-down:
 	deploy/local/pg.sh down
 
-kafka: ## start a local Apache Kafka 4 broker (KRaft) on 127.0.0.1:9092 (idempotent)
+pg-restart: ## restart this checkout's PostgreSQL (the stack rides it out)
+	deploy/local/pg.sh restart
+
+kafka: ## start this checkout's own Apache Kafka 4 broker (KRaft; data/kafka, port in data/ports.env) (idempotent)
 	deploy/local/kafka.sh up
 
 kafka-down:
 	deploy/local/kafka.sh down
+
+kafka-restart: ## restart this checkout's Kafka broker (the stack rides it out)
+	deploy/local/kafka.sh restart
 
 infra-up: ## start PostgreSQL and Kafka together (idempotent)
 	deploy/local/infra.sh up
@@ -77,7 +83,7 @@ infra-down:
 infra-status: ## print whether PostgreSQL and Kafka are up
 	deploy/local/infra.sh status
 
-kcat: ## install kcat (Debian package) to inspect the local Kafka: kcat -b 127.0.0.1:9092 -L
+kcat: ## install kcat (Debian package) to inspect the local Kafka: kcat -b "$(deploy/local/kafka.sh bootstrap)" -L
 	deploy/local/tools.sh kcat
 
 schemas: install ## regenerate the JSON Schemas of the event contracts
@@ -97,9 +103,9 @@ test: install infra-up lint ## lint, then every test with PostgreSQL and Kafka r
 	$(BIN)/python -m pytest
 
 bench: install infra-up ## benchmarks; figures into bench/results/latest.json
-	$(BIN)/python bench/bench_goals.py
-	$(BIN)/python bench/bench_backbone.py
-	$(BIN)/python bench/bench_notifier.py
+	eval "$$(deploy/local/infra.sh env)" && $(BIN)/python bench/bench_goals.py
+	eval "$$(deploy/local/infra.sh env)" && $(BIN)/python bench/bench_backbone.py
+	eval "$$(deploy/local/infra.sh env)" && $(BIN)/python bench/bench_notifier.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache

@@ -3,15 +3,18 @@
 Where the database comes from (first that works):
   1. env OKR_TEST_PG_DSN, used as is;
   2. a Docker engine (``docker info`` answers within 5 s): testcontainers ``postgres:15``;
-  3. the machine's local server managed by ``deploy/local/pg.sh`` (``make pg`` starts it).
+  3. this checkout's own cluster managed by ``deploy/local/pg.sh`` (data/postgres, its port in
+     data/ports.env; ``make pg``); started here with ``pg.sh up`` when it is down, and left
+     running afterwards.
 
 Where the Kafka broker comes from (first that works):
   1. env OKR_TEST_KAFKA_BOOTSTRAP, used as is (it cannot be stopped/started: ``kafka_broker``
      is then unavailable);
   2. a Docker engine: testcontainers ``KafkaContainer`` in KRaft mode (image
      ``confluentinc/cp-kafka:7.6.0``, override with OKR_TEST_KAFKA_IMAGE);
-  3. the machine's local broker managed by ``deploy/local/kafka.sh`` (``make kafka``); started
-     here with ``kafka.sh up`` when it is down, and left running afterwards.
+  3. this checkout's own broker managed by ``deploy/local/kafka.sh`` (data/kafka, its ports in
+     data/ports.env; ``make kafka``); started here with ``kafka.sh up`` when it is down, and
+     left running afterwards.
 Either way the broker must answer a metadata request within 10 s.
 
 If a service is not reachable the test is skipped, or fails when CI=true/1 (CI must not
@@ -95,13 +98,20 @@ def postgres_dsn() -> Iterator[str]:
             yield f"postgresql://{pg.username}:{pg.password}@{host}:{port}/{pg.dbname}"
         return
 
-    # 3. Local server from deploy/local/pg.sh (honours the OKR_PG_* overrides).
+    # 3. This checkout's server from deploy/local/pg.sh (honours the OKR_PG_* overrides).
     try:
         dsn = subprocess.run(
             ["bash", str(PG_SH), "dsn"], capture_output=True, text=True, check=True, timeout=10
         ).stdout.strip()
+        if not _accepts_connections(dsn):
+            # Generous: the first `up` creates the cluster (initdb).
+            up = subprocess.run(
+                ["bash", str(PG_SH), "up"], capture_output=True, text=True, timeout=180
+            )
+            if up.returncode != 0:
+                _unavailable(f"`{PG_SH} up` failed: {up.stderr.strip()[-2000:]}")
     except (OSError, subprocess.SubprocessError) as exc:
-        _unavailable(f"`{PG_SH} dsn` failed: {exc}")
+        _unavailable(f"`{PG_SH}` failed: {exc}")
     if not _accepts_connections(dsn):
         _unavailable(f"no Docker engine and nothing accepts connections at {dsn}")
     yield dsn

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Local Apache Kafka 4 broker in KRaft mode for development and tests (no Docker needed).
 #
-# Usage: deploy/local/kafka.sh up|down|status|bootstrap|logs [-f]
+# Usage: deploy/local/kafka.sh up|down|restart|status|bootstrap|logs [-f]
 #   up         fetch the jars if missing (Maven Central, via deploy/local/kafka/pom.xml), write the
 #              config, format the storage once, start one combined broker+controller in the
 #              background, wait until it answers a metadata request, print the bootstrap address
 #   down       stop it (SIGTERM, then SIGKILL after 30 s); data stays for the next `up`
+#   restart    down, then up
 #   status     print "up" (exit 0) or "down" (exit 1)
-#   bootstrap  print the bootstrap address, e.g. 127.0.0.1:9092
+#   bootstrap  print the bootstrap address, e.g. 127.0.0.1:20131
 #   logs       print the end of the broker log (`logs -f` follows it)
 #
-# Overrides: OKR_KAFKA_PORT (9092), OKR_KAFKA_CONTROLLER_PORT (9093), OKR_KAFKA_HOST (127.0.0.1),
+# The ports are this checkout's (data/ports.env, see deploy/local/ports.sh), as is the data.
+# Overrides: OKR_KAFKA_PORT, OKR_KAFKA_CONTROLLER_PORT (data/ports.env), OKR_KAFKA_HOST (127.0.0.1),
 #            OKR_KAFKA_DATA (data/kafka), OKR_KAFKA_LOG (data/log/kafka.log),
 #            OKR_KAFKA_HEAP (512m), OKR_KAFKA_WAIT (seconds, 60), OKR_KAFKA_STOP_WAIT (seconds, 30),
 #            OKR_KAFKA_JAVA_OPTS (extra JVM flags), OKR_KAFKA_CDS (1; 0 = no class-data archive).
@@ -22,11 +24,17 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 
+# shellcheck source=deploy/local/ports.sh
+. "$HERE/ports.sh"
+
 abs() { case "$1" in /*) echo "$1" ;; *) echo "$ROOT/$1" ;; esac; }
 
+if [ -z "${OKR_KAFKA_PORT:-}" ] || [ -z "${OKR_KAFKA_CONTROLLER_PORT:-}" ]; then
+  load_ports || exit 1
+fi
 HOST="${OKR_KAFKA_HOST:-127.0.0.1}"
-PORT="${OKR_KAFKA_PORT:-9092}"
-CONTROLLER_PORT="${OKR_KAFKA_CONTROLLER_PORT:-9093}"
+PORT="$OKR_KAFKA_PORT"
+CONTROLLER_PORT="$OKR_KAFKA_CONTROLLER_PORT"
 DATA="$(abs "${OKR_KAFKA_DATA:-data/kafka}")"
 LOG_FILE="$(abs "${OKR_KAFKA_LOG:-data/log/kafka.log}")"
 HEAP="${OKR_KAFKA_HEAP:-512m}"
@@ -236,7 +244,7 @@ cmd_up() {
     log "broker already running (pid $(pid))"
   else
     rm -f "$PID_FILE"
-    port_open "$PORT" && die "port ${HOST}:${PORT} is taken by another process (not ours: no live pid in $PID_FILE)"
+    port_open "$PORT" && die "port ${HOST}:${PORT} is taken by another process (not ours: no live pid in $PID_FILE); set OKR_KAFKA_PORT or edit data/ports.env"
     port_open "$CONTROLLER_PORT" && die "controller port ${HOST}:${CONTROLLER_PORT} is taken by another process"
     write_config
     rotate_log
@@ -323,8 +331,9 @@ cmd_logs() {
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
+  restart) cmd_down; cmd_up ;;
   status) cmd_status ;;
   bootstrap) bootstrap ;;
   logs) cmd_logs "${2:-}" ;;
-  *) echo "usage: $0 up|down|status|bootstrap|logs [-f]" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|restart|status|bootstrap|logs [-f]" >&2; exit 2 ;;
 esac

@@ -2,7 +2,8 @@
 # Command-line tools for working with the local infrastructure, installed from Debian's packages.
 #
 # Usage: deploy/local/tools.sh kcat
-#   kcat    install kcat (Kafka CLI: `kcat -b 127.0.0.1:9092 -L` lists brokers and topics)
+#   kcat    install kcat (Kafka CLI: `kcat -b "$(deploy/local/kafka.sh bootstrap)" -L` lists this
+#           checkout's brokers and topics)
 #           unless it is already on PATH; print its path
 # Installing needs root or password-less sudo (apt-get).
 set -euo pipefail

@@ -2,14 +2,21 @@
 on real Kafka. Each test gets its own schemas and topic, so tests never see each other's data.
 
 Pieces run either in this process (threads: fast, and their spans reach the in-memory exporter)
-or as real processes (`okr-goals-relay`, `okr-ledger`) when a test kills them."""
+or as real processes (`okr-goals-relay`, `okr-ledger`, the goals API and the notifier under
+uvicorn) when a test kills or restarts something under them. `own_postgres` is a PostgreSQL
+cluster of one test's own (deploy/local/pg.sh on a temporary folder and a free port), which
+the test may stop and start without disturbing any other test."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -31,10 +38,12 @@ from okr_goals.main import create_app
 from okr_goals.relay import build_relay
 from okr_goals.settings import GoalsSettings
 from okr_goals.testing import Org, build_org, postgres_settings
+from okr_notifier.testing import WEBHOOK_SECRET_KEY
 from psycopg import sql
 
 REPO = Path(__file__).resolve().parents[2]
 LOGS = REPO / "data" / "log" / "e2e"
+PG_SH = REPO / "deploy" / "local" / "pg.sh"
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 
@@ -132,12 +141,56 @@ class Stack:
         self._cleanups.append(runner.close)
         return runner
 
-    def process(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        """A real process (relay or ledger), logging to data/log/e2e/<topic>.<name>.log."""
+    def notifier_env(self, schema: str) -> dict[str, str]:
+        """The environment of a notifier process on this stack's database and topic."""
+        g = self.goals
+        return {
+            "NOTIFIER_PERSISTENCE": "postgres",
+            "NOTIFIER_POSTGRES_HOST": g.postgres_host,
+            "NOTIFIER_POSTGRES_PORT": str(g.postgres_port),
+            "NOTIFIER_POSTGRES_DBNAME": g.postgres_dbname,
+            "NOTIFIER_POSTGRES_USER": g.postgres_user,
+            "NOTIFIER_POSTGRES_PASSWORD": g.postgres_password.get_secret_value(),
+            "NOTIFIER_POSTGRES_SCHEMA": schema,
+            "NOTIFIER_POSTGRES_POOL_SIZE": "2",
+            "NOTIFIER_JWT_SECRET": g.jwt_secret.get_secret_value() if g.jwt_secret else "",
+            "NOTIFIER_WEBHOOK_SECRET_KEYS": WEBHOOK_SECRET_KEY,
+            "NOTIFIER_TOPICS": f'["{self.topic}"]',
+            "NOTIFIER_GROUP_ID": f"notifier-{schema}",
+            "NOTIFIER_SCHEDULER_ENABLED": "false",
+        }
+
+    def serve(
+        self, name: str, factory: str, port: int, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """An HTTP service as its own process (uvicorn --factory), as the local stack runs it."""
+        return self.process(
+            name,
+            "uvicorn",
+            "--factory",
+            factory,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--timeout-graceful-shutdown",
+            "5",
+            env=env,
+        )
+
+    def process(
+        self, name: str, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """A real process (relay, ledger, a service), logging to data/log/e2e/<topic>.<name>.log;
+        ``env`` adds to (or overrides) the stack's environment."""
         LOGS.mkdir(parents=True, exist_ok=True)
         log = open(LOGS / f"{self.topic}.{name}.log", "ab")  # noqa: SIM115 - closed at cleanup
         proc = subprocess.Popen(
-            [sys.executable, "-m", *args], env=self.env(), stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", *args],
+            env=self.env() | (env or {}),
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
         def stop() -> None:
@@ -215,21 +268,114 @@ class Stack:
             cleanup()
 
 
-@pytest.fixture
-def stack(postgres_dsn: str, kafka_bootstrap: str, kafka_topic_prefix: str) -> Iterator[Stack]:
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _make_stack(dsn: str, bootstrap: str, prefix: str) -> Stack:
     suffix = uuid.uuid4().hex[:10]
     goals_schema, ledger_schema = f"e2e_goals_{suffix}", f"e2e_ledger_{suffix}"
-    topic = f"{kafka_topic_prefix}okr.goals.events.v1"
-    goals = postgres_settings(postgres_dsn, goals_schema).model_copy(update={"events_topic": topic})
-    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_partitions=3)
+    topic = f"{prefix}okr.goals.events.v1"
+    goals = postgres_settings(dsn, goals_schema).model_copy(update={"events_topic": topic})
+    kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_partitions=3)
     ensure_topics(kafka, [topic])
-    s = Stack(postgres_dsn, kafka_bootstrap, topic, goals_schema, ledger_schema, goals, kafka)
+    return Stack(dsn, bootstrap, topic, goals_schema, ledger_schema, goals, kafka)
+
+
+@pytest.fixture
+def stack(postgres_dsn: str, kafka_bootstrap: str, kafka_topic_prefix: str) -> Iterator[Stack]:
+    s = _make_stack(postgres_dsn, kafka_bootstrap, kafka_topic_prefix)
     try:
         yield s
     finally:
         s.close()
         with psycopg.connect(postgres_dsn, autocommit=True) as conn:
-            for schema in (goals_schema, ledger_schema):
+            for schema in (s.goals_schema, s.ledger_schema):
                 conn.execute(
                     sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
                 )
+
+
+class PostgresServer:
+    """A PostgreSQL cluster only one test uses: deploy/local/pg.sh on a folder and port of its
+    own, so stopping and starting it disturbs nothing else."""
+
+    def __init__(self, folder: Path, port: int) -> None:
+        self.folder, self.port = folder, port
+        self.dsn = f"postgresql://okr:okr@127.0.0.1:{port}/okr"
+        self._env = os.environ | {
+            "OKR_PG_DATA": str(folder / "data"),
+            "OKR_PG_LOG": str(folder / "postgres.log"),
+            "OKR_PG_PORT": str(port),
+            "OKR_PG_HOST": "127.0.0.1",
+            "OKR_PG_USER": "okr",
+            "OKR_PG_PASSWORD": "okr",
+            "OKR_PG_DB": "okr",
+        }
+
+    def _pg(self, command: str) -> None:
+        proc = subprocess.run(
+            ["bash", str(PG_SH), command],
+            env=self._env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"`pg.sh {command}` failed: {proc.stderr.strip()[-2000:]}")
+
+    def start(self) -> None:
+        """Start it (the first time: initdb) and wait until it accepts connections."""
+        self._pg("up")
+
+    def stop(self) -> None:
+        """Fast shutdown: sessions are cut, nothing committed is lost."""
+        self._pg("down")
+
+
+@contextlib.contextmanager
+def own_postgres_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster (initdb in a temporary folder, a free port), removed after."""
+    # Searchable by all: run as root, pg.sh runs the server as the `postgres` OS user.
+    folder = Path(tempfile.mkdtemp(prefix="okr-e2e-pg-"))
+    folder.chmod(0o755)
+    server = PostgresServer(folder, free_port())
+    try:
+        try:
+            server.start()
+        except (OSError, subprocess.SubprocessError, RuntimeError) as error:
+            message = f"a PostgreSQL cluster of the test's own could not be started: {error}"
+            if os.environ.get("CI", "").lower() in ("true", "1"):
+                pytest.fail(message, pytrace=False)
+            pytest.skip(message)
+        yield server
+    finally:
+        if (folder / "data" / "PG_VERSION").exists():
+            server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def stack_on(server: PostgresServer, bootstrap: str) -> Iterator[Stack]:
+    """A Stack on a throwaway cluster (its schemas go with the cluster: nothing to drop)."""
+    s = _make_stack(server.dsn, bootstrap, f"t{uuid.uuid4().hex[:8]}.")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL cluster of the test's own, which it may stop and start."""
+    with own_postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def process_stack(own_postgres: PostgresServer, kafka_bootstrap: str) -> Iterator[Stack]:
+    """A Stack on the test's own PostgreSQL."""
+    with stack_on(own_postgres, kafka_bootstrap) as s:
+        yield s

@@ -1,13 +1,16 @@
 """The seed's demo dataset (DOMAIN §10): 北极星OKR's organisation and goal board.
 
 Loaded through the same use cases as the API, so every demo fact is a real event with an actor.
-Idempotent: an organisation that already has members is left alone."""
+Idempotent: an organisation that already has members is left alone. On PostgreSQL the database
+is asked first with a short timeout, so a stack whose database is down fails at once
+(`DatabaseUnreachable`) rather than after the pool's 30 s."""
 
 from __future__ import annotations
 
 from datetime import date
 from typing import Any
 
+import psycopg
 from okr_platform.principal import Principal
 
 from .application import GoalsApplication
@@ -148,12 +151,37 @@ OBJECTIVES: list[tuple[str, str, list[str], str, str, list[dict[str, Any]]]] = [
 ]
 
 
+#: Seconds to wait for PostgreSQL, for the first answer and for each pooled connection after.
+CONNECT_TIMEOUT = 5
+
+
+class DatabaseUnreachable(RuntimeError):
+    """The goals database does not answer: nothing was loaded."""
+
+
 def load_demo(settings: GoalsSettings, org: str = "demo") -> str:
-    app = GoalsApplication(env=settings.event_store_env())
+    env = settings.event_store_env()
+    if not settings.embedded:
+        check_database(settings)
+        env["POSTGRES_CONNECT_TIMEOUT"] = str(CONNECT_TIMEOUT)
+    app = GoalsApplication(env=env)
     try:
         return _load(app, org)
     finally:
         app.close()
+
+
+def check_database(settings: GoalsSettings, timeout: int = CONNECT_TIMEOUT) -> None:
+    """Raise DatabaseUnreachable unless the goals database answers within ``timeout`` s."""
+    try:
+        with psycopg.connect(settings.postgres_conninfo(), connect_timeout=timeout) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as error:
+        first = next((line for line in str(error).splitlines() if line.strip()), str(error))
+        raise DatabaseUnreachable(
+            f"PostgreSQL at {settings.postgres_host}:{settings.postgres_port} (database "
+            f"{settings.postgres_dbname}) does not answer: {first.strip()}"
+        ) from None
 
 
 def _load(app: GoalsApplication, org: str) -> str:

@@ -4,6 +4,9 @@ okr-notifier rebuild          drop the projections and replay every topic from o
                               (--workers N processes on PostgreSQL, each a share of the
                               partitions; default: the cores, at most 4)
 okr-notifier daily-checks     run the daily checks due now (optionally --at a moment)
+
+What stops a command (a bad setting, PostgreSQL or Kafka away) is one line on stderr and exit
+code 1; a rebuild refused because the live notifier runs exits with 2.
 """
 
 from __future__ import annotations
@@ -12,9 +15,14 @@ import argparse
 import logging
 import sys
 from datetime import datetime
+from typing import Any
 
+import psycopg
 from okr_events.kafka import KafkaSettings
+from okr_events.outages import is_outage, one_line, settings_problem, what_failed
 from okr_platform.clock import FakeClock, SystemClock
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 from tqdm import tqdm
 
 from .application import FollowsApplication
@@ -23,10 +31,47 @@ from .scheduler import DailyChecks
 from .service import open_store
 from .settings import NotifierSettings
 
+#: Seconds a command waits for PostgreSQL or Kafka to answer before it gives up.
+CONNECT_TIMEOUT = 5
+
+
+class CommandFailed(RuntimeError):
+    """A command could not do its work for a reason its message explains."""
+
+
+def _check_database(settings: NotifierSettings) -> None:
+    """Fail at once, in one line, when the notifier's PostgreSQL does not answer."""
+    if settings.embedded:
+        return
+    try:
+        with psycopg.connect(settings.postgres_conninfo(), connect_timeout=CONNECT_TIMEOUT) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as error:
+        raise CommandFailed(
+            f"PostgreSQL at {settings.postgres_host}:{settings.postgres_port} (database "
+            f"{settings.postgres_dbname}) does not answer: {one_line(error)}"
+        ) from None
+
+
+def _check_kafka(kafka: KafkaSettings) -> None:
+    """Fail at once, in one line, when no Kafka broker answers."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({**kafka.common(), "log_level": 0})
+    try:
+        admin.list_topics(timeout=CONNECT_TIMEOUT)
+    except KafkaException as error:
+        raise CommandFailed(
+            f"Kafka at {kafka.bootstrap_servers} does not answer: {one_line(error)}"
+        ) from None
+
 
 def _rebuild(args: argparse.Namespace) -> int:
-    settings = NotifierSettings()
-    kafka = KafkaSettings()
+    settings = _settings(NotifierSettings)
+    kafka = _settings(KafkaSettings)
+    _check_database(settings)
+    _check_kafka(kafka)
     if not args.force:
         try:
             check_group_idle(kafka, settings.group_id)
@@ -56,7 +101,8 @@ def _rebuild(args: argparse.Namespace) -> int:
 
 
 def _daily_checks(args: argparse.Namespace) -> int:
-    settings = NotifierSettings()
+    settings = _settings(NotifierSettings)
+    _check_database(settings)
     store = open_store(settings)
     clock = FakeClock(datetime.fromisoformat(args.at)) if args.at else SystemClock()
     try:
@@ -99,7 +145,24 @@ def main(argv: list[str] | None = None) -> int:
     checks.add_argument("--at", help="as if it were this moment (ISO-8601 with offset)")
     checks.set_defaults(run=_daily_checks)
     args = parser.parse_args(argv)
-    return int(args.run(args))
+    tool = f"okr-notifier {args.command}"
+    try:
+        return int(args.run(args))
+    except CommandFailed as error:
+        print(f"{tool}: {error}", file=sys.stderr)
+    except Exception as error:
+        if not is_outage(error):
+            raise  # a bug: its traceback
+        print(f"{tool}: {what_failed(error)} unavailable: {one_line(error)}", file=sys.stderr)
+    return 1
+
+
+def _settings(settings: type[BaseSettings]) -> Any:
+    """The settings from the environment; a bad one is a CommandFailed naming the variable."""
+    try:
+        return settings()
+    except ValidationError as error:
+        raise CommandFailed(settings_problem(error, settings)) from None
 
 
 if __name__ == "__main__":

@@ -1,11 +1,17 @@
 """Wiring of the notifier: its store, its consumers, the daily checks and webhook delivery.
 
 Started by the standalone process (main.py: Kafka) and by the suite's embedded composition
-root (goals' events in process, through the same handler)."""
+root (goals' events in process, through the same handler).
+
+Each consumer runs supervised in a thread of its own: an outage of PostgreSQL or Kafka that
+ends its loop (the follows feed's LISTEN connection dies with a PostgreSQL restart) is waited
+out and the consumer started again from its stored position; meanwhile the service is not
+ready. Any other error stops that consumer for good (not ready until the process restarts)."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -18,6 +24,13 @@ from okr_events.consuming import ConsumerStore, StoppableRunner, open_consumer_s
 from okr_events.in_process import InProcessRunner
 from okr_events.kafka import KafkaSettings
 from okr_events.mapping import contract_mapper
+from okr_events.outages import (
+    Backoff,
+    discard_broken_connections,
+    is_outage,
+    one_line,
+    retry_through_outages,
+)
 from okr_events.relay import ToContract
 from okr_platform.auth import TokenVerifier
 from okr_platform.clock import Clock, FakeClock, SystemClock
@@ -66,6 +79,8 @@ class NotifierService:
         self.follows = FollowsApplication(env=settings.event_store_env())
         self.projection = NotifierProjection(self.dialect)
         self.runners: list[StoppableRunner] = []
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
         self.own_events = InProcessRunner(
             self.projection,
             self.store,
@@ -115,24 +130,70 @@ class NotifierService:
 
     def start(self) -> None:
         for index, runner in enumerate(self.runners):
-            runner.start_thread(f"notifier-consumer-{index}")
+            thread = threading.Thread(
+                target=self._supervise,
+                args=(runner,),
+                name=f"notifier-consumer-{index}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
         self.delivery.start_thread("notifier-webhooks")
         if self.scheduler:
             self.scheduler.start()
 
+    def _supervise(self, runner: StoppableRunner) -> None:
+        """Run a consumer until close(), starting it again after an outage ended its loop.
+        While it waits, and until its store answers again, its `error` is the outage (the
+        service is not ready)."""
+        name = type(runner).__name__
+        backoff = Backoff(first=0.25)
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            try:
+                runner.run()
+                return  # stopped
+            except Exception as error:
+                if self._stopping.is_set() or not is_outage(error):
+                    return  # the runner logged it and keeps it in `error`: not ready
+                setattr(runner, "error", error)  # noqa: B010 - not every runner declares it
+                if time.monotonic() - started > 30:
+                    backoff.reset()  # it ran a while: a new outage
+                self._stopping.wait(backoff.next_delay())
+                discard_broken_connections(runner.store, getattr(runner, "app", None))
+                log.warning(
+                    "%s: %s; starting it again once its database answers", name, one_line(error)
+                )
+                answered = retry_through_outages(
+                    lambda: runner.store.query("SELECT 1"),
+                    what=name,
+                    stopping=self._stopping,
+                    log=log,
+                    reconnect=(runner.store,),
+                )
+                if answered is None:  # closing
+                    return
+                setattr(runner, "error", None)  # noqa: B010
+
     def close(self) -> None:
+        self._stopping.set()
         if self.scheduler:
             self.scheduler.stop()
         self.delivery.close()
         for runner in self.runners:
             runner.stop()
+        for thread in self._threads:
+            thread.join(10)
         for runner in self.runners:
             runner.close()
         self.follows.close()
 
     @property
     def ready(self) -> bool:
-        return all(getattr(runner, "error", None) is None for runner in self.runners)
+        return all(
+            getattr(runner, "error", None) is None and getattr(runner, "waiting", None) is None
+            for runner in self.runners
+        )
 
     # ---- used by the API ---------------------------------------------------------------------
 

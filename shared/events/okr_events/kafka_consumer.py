@@ -3,6 +3,10 @@
 Positions of record are in the context's database (written with its changes); on every
 (re)assignment the consumer seeks to them. Kafka's committed offsets are only a copy kept so
 standard tools (kafka-consumer-groups, kcat) show the group's lag too.
+
+Outages are waited out, never fatal: a batch waits for the database (EventProcessor), reading
+the positions on assignment waits for it, and anything else an outage of PostgreSQL or Kafka
+raises makes the runner leave the group, wait, and join again from the stored positions.
 """
 
 from __future__ import annotations
@@ -34,6 +38,14 @@ from .consuming import (
     error_headers,
 )
 from .kafka import DLQ_SUFFIX, KafkaSettings
+from .outages import (
+    Backoff,
+    discard_broken_connections,
+    is_outage,
+    one_line,
+    retry_through_outages,
+    what_failed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +91,8 @@ class KafkaConsumerRunner(StoppableRunner):
         self.topics = list(topics)
         self.store = store
         self.batch_size = batch_size
-        self.consumer = Consumer(settings.consumer(self.group_id, client_id))
+        self._consumer_config = settings.consumer(self.group_id, client_id)
+        self.consumer = Consumer(self._consumer_config)
         self._dlq = Producer(settings.producer(client_id + "-dlq"))
         self.processor = EventProcessor(
             handler,
@@ -94,13 +107,27 @@ class KafkaConsumerRunner(StoppableRunner):
         self._lag_at = 0.0
         self._stop = threading.Event()
         self.assigned = threading.Event()  # set once partitions are assigned (tests wait on it)
-        self.error: BaseException | None = None
+        self.error: BaseException | None = None  # why the runner stopped for good
+        self.waiting: str | None = None  # the outage it is waiting out, if any
+        self.restarts = 0  # times it left the group for an outage and joined again
 
     # ---- group membership -------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        positions = retry_through_outages(
+            lambda: {
+                (tp.topic, tp.partition): self.store.next_offset(tp.topic, tp.partition)
+                for tp in partitions
+            },
+            what=f"{self.group_id}: reading positions",
+            stopping=self._stop,
+            log=log,
+            reconnect=(self.store,),
+        )
+        if positions is None:  # stopping
+            return
         for tp in partitions:
-            stored = self.store.next_offset(tp.topic, tp.partition)
+            stored = positions[(tp.topic, tp.partition)]
             if stored:
                 _low, high = consumer.get_watermark_offsets(tp, timeout=10)
                 if stored > high:
@@ -119,6 +146,7 @@ class KafkaConsumerRunner(StoppableRunner):
             "%s assigned %s", self.group_id, [(p.topic, p.partition, p.offset) for p in partitions]
         )
         self.assigned.set()
+        self.waiting = None
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
@@ -128,21 +156,54 @@ class KafkaConsumerRunner(StoppableRunner):
     # ---- the loop ---------------------------------------------------------------------------
 
     def run(self) -> None:
-        self.consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        backoff = Backoff()
         try:
             while not self._stop.is_set():
-                messages = self._next_messages()
-                if messages:
-                    self._handle(messages)
-                    self._commit_copy()
-                self._refresh_lag()
+                try:
+                    self._consume()
+                except Exception as error:
+                    if not is_outage(error) and not isinstance(error, DeadLetterFailed):
+                        raise
+                    if self._stop.is_set():
+                        break
+                    self._rejoin_later(error, backoff.next_delay())
         except BaseException as error:
             self.error = error
-            log.exception("%s stopped", self.group_id)
+            # A refusal explains itself in one line; anything else is a bug: its traceback.
+            known = isinstance(error, PositionsAheadOfTopic)
+            log.error("%s stopped: %s", self.group_id, one_line(error), exc_info=not known)
             raise
         finally:
             self.consumer.close()
             self._dlq.flush(5)
+
+    def _consume(self) -> None:
+        """Member of the group until stop() or an error."""
+        self.consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        while not self._stop.is_set():
+            messages = self._next_messages()
+            if messages:
+                self._handle(messages)
+                self._commit_copy()
+                self.waiting = None
+            self._refresh_lag()
+
+    def _rejoin_later(self, error: BaseException, delay: float) -> None:
+        """Leave the group (what was not applied is read again from the stored positions),
+        wait, and come back with a new consumer."""
+        failed = "Kafka" if isinstance(error, DeadLetterFailed) else what_failed(error)
+        self.waiting = f"{failed} unavailable: {one_line(error)}"
+        log.warning("%s: %s; joining the group again in %.1f s", self.group_id, self.waiting, delay)
+        try:
+            self.consumer.close()
+        except Exception as close_error:  # RuntimeError if already closed, KafkaException
+            log.debug("%s: closing the consumer: %s", self.group_id, close_error)
+        self._next.clear()
+        self.assigned.clear()
+        self._stop.wait(delay)
+        discard_broken_connections(self.store)
+        self.consumer = Consumer(self._consumer_config)
+        self.restarts += 1
 
     def _next_messages(self) -> list[Message]:
         """Wait for one message, then take what else has already arrived without waiting:
@@ -238,7 +299,12 @@ class KafkaConsumerRunner(StoppableRunner):
                 continue
             position = self._next.get((tp.topic, tp.partition))
             if position is None:
-                position = self.store.next_offset(tp.topic, tp.partition) or 0
+                try:
+                    position = self.store.next_offset(tp.topic, tp.partition) or 0
+                except Exception as error:
+                    if not is_outage(error):
+                        raise
+                    return  # the database is away: the figures stay as they were
             lag[f"{tp.topic}:{tp.partition}"] = max(0, high - position)
         self._lag = lag
 

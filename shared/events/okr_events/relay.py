@@ -9,6 +9,11 @@ recorded in the service's own database only after delivery reports arrive, so a 
 re-publishes at most the unconfirmed tail and never skips an event. Consumers dedupe on
 aggregate id + version, so the effect is exactly once. An event that fails its contract
 stops the relay loudly at that event: it is never dropped.
+
+The database going away (a PostgreSQL restart) is waited out in `run`: the subscription's
+connection dies with it, so the relay follows the store again from the last notification it
+produced, keeping its producer and what is in flight; nothing is published twice or skipped.
+Recording the position waits for the database too.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from opentelemetry import trace
 
 from .base import EventContract
 from .codec import encode
+from .outages import Backoff, database_unavailable, discard_broken_connections, one_line
 from .tracing import context_from_carrier, event_trace_context, trace_headers
 
 log = logging.getLogger(__name__)
@@ -105,6 +111,8 @@ class OutboxRelay:
         start = positions.max_tracking_id(app.name) or 0
         self._confirmations = _Confirmations(start)
         self._saved = start
+        self._produced = start  # the last notification id handed to the producer
+        self.waiting: str | None = None  # the database outage being waited out, if any
         self._stop = threading.Event()
         self._subscription: ApplicationSubscription[Any] | None = None
         self.published = 0  # messages produced by this process (duplicates after a crash too)
@@ -132,24 +140,57 @@ class OutboxRelay:
             self._subscription.stop()
 
     def run(self) -> None:
-        """Publish until stop(); raises RelayStopped on an event it cannot publish."""
+        """Publish until stop(); raises RelayStopped on an event it cannot publish. A database
+        outage is waited out: the store is followed again from the last event produced."""
         confirmer = threading.Thread(target=self._confirm_loop, name="relay-confirm", daemon=True)
         confirmer.start()
-        self._subscription = ApplicationSubscription(self.app, gt=self._saved)
+        backoff = Backoff()
         try:
-            with self._subscription:
-                for domain_event, tracking in self._subscription:
-                    self._publish(domain_event, tracking)
-                    if self._confirmations.failure:
-                        raise DeliveryFailed(self._confirmations.failure)
-                    if self._stop.is_set():
-                        break
+            while not self._stop.is_set():
+                try:
+                    self._follow(backoff)
+                except Exception as error:
+                    if not database_unavailable(error) or self._stop.is_set():
+                        raise
+                    delay = backoff.next_delay()
+                    self.waiting = one_line(error)
+                    log.warning(
+                        "relay: PostgreSQL unavailable (%s); following the store again from "
+                        "notification %s in %.1f s",
+                        self.waiting,
+                        self._produced,
+                        delay,
+                    )
+                    self._stop.wait(delay)
+                    discard_broken_connections(self.app, self.positions)
         finally:
             self._stop.set()
             confirmer.join()
             self._drain()
         if self._confirmations.failure:
             raise DeliveryFailed(self._confirmations.failure)
+
+    def _follow(self, backoff: Backoff) -> None:
+        """One subscription to the store, from the last event produced, until stop() or an
+        error (the database's connection dying ends it)."""
+        self._subscription = ApplicationSubscription(self.app, gt=self._produced)
+        if self._stop.is_set():  # stop() came before the subscription existed
+            self._subscription.stop()
+        with self._subscription:
+            for domain_event, tracking in self._subscription:
+                if self.waiting is not None:
+                    log.info(
+                        "relay: PostgreSQL is back; publishing from notification %s",
+                        tracking.notification_id,
+                    )
+                    self.waiting = None
+                backoff.reset()
+                self._publish(domain_event, tracking)
+                self._produced = tracking.notification_id
+                if self._confirmations.failure:
+                    raise DeliveryFailed(self._confirmations.failure)
+                if self._stop.is_set():
+                    break
 
     def _publish(self, domain_event: Any, tracking: Tracking) -> None:
         try:
@@ -227,9 +268,20 @@ class OutboxRelay:
         self.published += 1
 
     def _confirm_loop(self) -> None:
+        unsaved = False  # the last attempt to record the position met a database outage
         while not self._stop.is_set():
             self.producer.poll(self.save_interval)
-            self._save_position()
+            try:
+                self._save_position()
+            except Exception as error:
+                if not database_unavailable(error):
+                    raise
+                if not unsaved:  # once per outage: the position is retried every poll
+                    log.warning("relay: position not recorded yet (%s); retrying", one_line(error))
+                unsaved = True
+                discard_broken_connections(self.positions)
+            else:
+                unsaved = False
             if self._confirmations.failure and self._subscription is not None:
                 self._subscription.stop()  # wake the publishing loop, which then raises
 
@@ -246,7 +298,18 @@ class OutboxRelay:
             if self._confirmations.failure:
                 break
             self.producer.poll(0.1)
-        self._save_position()
+        try:
+            self._save_position()
+        except Exception as error:
+            if not database_unavailable(error):
+                raise
+            log.warning(
+                "relay stopped without recording position %s (%s); the events after %s are "
+                "re-published on restart (consumers skip what they already applied)",
+                self._confirmations.position,
+                one_line(error),
+                self._saved,
+            )
         if self._confirmations.in_flight:
             log.warning(
                 "relay stopped with %s deliveries unconfirmed; they are re-published on restart",
