@@ -7,7 +7,7 @@ Follow a route's name to the GoalsApplication method it calls, then to the aggre
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -638,7 +638,7 @@ def build_router(get_service: Callable[[], GoalsService]) -> APIRouter:
         )
         org = app().directory(p)
         cycles = {c["id"]: c for c in app().list_cycles(p)}
-        rows = board_rows(summaries, cycles, org, datetime.now(UTC))
+        rows = board_rows(summaries, cycles, org, get_service().clock.now())
         return {"objectives": len(summaries), "rows": rows}
 
     @router.get("/alignment-tree", tags=["boards"])

@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 from okr_platform.errors import IllegalTransition, InvalidInput
+
+from .aggregate import GoalsAggregate
 
 CYCLE_KINDS = ("quarter", "month", "year", "half_year", "custom")
 CYCLE_STATES = ("planning", "active", "scoring", "closed", "archived")
@@ -21,7 +23,7 @@ _TRANSITIONS = {
 }
 
 
-class Cycle(Aggregate):
+class Cycle(GoalsAggregate):
     @event("CycleCreated")
     def __init__(
         self,

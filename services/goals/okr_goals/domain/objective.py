@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 from okr_platform.errors import Conflict, IllegalTransition, InvalidInput, NotFound
 
+from .aggregate import GoalsAggregate
 from .progress import metric_progress, weighted_progress
 
 LEVELS = ("company", "department", "team", "personal")
@@ -116,7 +117,7 @@ def _confidence(value: int | None) -> int | None:
     return value
 
 
-class Objective(Aggregate):
+class Objective(GoalsAggregate):
     @event("ObjectiveCreated")
     def __init__(
         self,

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 from okr_platform.errors import Conflict, InvalidInput, NotFound
+
+from .aggregate import GoalsAggregate
 
 ROLES = ("employee", "supervisor", "admin")
 SCORE_SCALES = ("0-100", "0-1")
@@ -80,7 +82,7 @@ def check_roles(roles: list[str]) -> list[str]:
     return sorted(set(roles)) or ["employee"]
 
 
-class Organisation(Aggregate):
+class Organisation(GoalsAggregate):
     @staticmethod
     def create_id(slug: str, name: str, actor: str) -> uuid.UUID:
         return organisation_id(slug)
