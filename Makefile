@@ -18,11 +18,14 @@ STACK_ENV = stack_env="$$(deploy/local/stack.sh env $(STACK))" && eval "$$stack_
 .PHONY: install run demo token up down ps notifier-rebuild pg pg-down kafka kafka-down infra-up \
 	infra-down infra-status kcat schemas lint format test bench clean
 
+# shared/testkit (okr_testkit) is development only: installed here with the dev requirements,
+# never a dependency of a runtime package nor in an image.
 $(STAMP): services/goals/pyproject.toml services/notifier/pyproject.toml shared/events/pyproject.toml \
-	shared/platform/pyproject.toml suite/pyproject.toml requirements-dev.txt
+	shared/platform/pyproject.toml suite/pyproject.toml shared/testkit/pyproject.toml requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e shared/events -e shared/platform -e services/goals -e services/notifier -e suite -r requirements-dev.txt
+	$(BIN)/pip install --quiet -e shared/events -e shared/platform -e services/goals -e services/notifier -e suite \
+		-e shared/testkit -r requirements-dev.txt
 	touch $(STAMP)
 
 install: $(STAMP) ## virtual environment with every package and tool

@@ -100,7 +100,7 @@ from okr_notifier.domain.follow import Follow
 from okr_notifier.rebuild import DEFAULT_BATCH_SIZE, DEFAULT_WORKERS, rebuild
 from okr_notifier.service import open_store
 from okr_notifier.settings import NotifierSettings
-from okr_notifier.testing import WEBHOOK_SECRET_KEY, postgres_settings
+from okr_testkit.notifier import WEBHOOK_SECRET_KEY, postgres_settings
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from notifier_kit import Suite
 from okr_notifier.scheduler import DailyChecks, scheduled_time
+from okr_testkit.suite import Suite
 
 TOMORROW = (datetime.now(UTC) + timedelta(days=1)).date()
 

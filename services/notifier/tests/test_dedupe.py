@@ -7,7 +7,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-from notifier_kit import Suite
 from okr_events import EXECUTION_SOURCE, EXECUTION_TOPIC, GOALS_SOURCE, GOALS_TOPIC
 from okr_events.codec import decode, encode
 from okr_events.consuming import EventProcessor, RawMessage
@@ -15,6 +14,7 @@ from okr_events.execution import KeyTaskCreated
 from okr_goals.contracts import to_contract
 from okr_notifier.projection import NotifierProjection
 from okr_notifier.service import open_store
+from okr_testkit.suite import Suite
 
 
 def goals_messages(suite: Suite) -> list[RawMessage]:

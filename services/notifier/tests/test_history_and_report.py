@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from notifier_kit import Suite
+from okr_testkit.suite import Suite
 
 
 def test_progress_history_has_before_and_after_actor_and_source(suite: Suite):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from notifier_kit import Suite
+from okr_testkit.suite import Suite
 
 
 def shared_objective(suite: Suite, **fields):

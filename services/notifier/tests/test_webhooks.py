@@ -27,10 +27,8 @@ import pytest
 from cryptography.fernet import Fernet, InvalidToken
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from notifier_kit import Suite
 from okr_notifier import schema, webhooks
 from okr_notifier.settings import NotifierSettings
-from okr_notifier.testing import WEBHOOK_SECRET_KEY
 from okr_notifier.webhook_api import build_webhook_router
 from okr_notifier.webhooks import (
     WEBHOOK_STATEMENTS,
@@ -51,6 +49,8 @@ from okr_platform.errors import NotFound
 from okr_platform.principal import Principal
 from okr_platform.problems import install_problem_handlers
 from okr_platform.settings import DEVELOPMENT_JWT_SECRET, InsecureConfiguration
+from okr_testkit.notifier import WEBHOOK_SECRET_KEY
+from okr_testkit.suite import Suite
 
 try:
     from okr_events.consuming import open_consumer_store
