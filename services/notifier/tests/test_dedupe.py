@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
 from okr_events import EXECUTION_SOURCE, EXECUTION_TOPIC, GOALS_SOURCE, GOALS_TOPIC
 from okr_events.codec import decode, encode
@@ -98,7 +97,7 @@ def test_key_task_created_reaches_followers_who_asked(suite: Suite):
     task = KeyTaskCreated(
         aggregate_id=uuid.uuid4(),
         aggregate_version=1,
-        occurred_at=datetime.now(UTC),
+        occurred_at=suite.clock.now(),
         actor="bailu",
         org_id=uuid.UUID(suite.service.reads.org_id(_principal("bailu"))),
         objective_id=uuid.UUID(objective["id"]),
