@@ -1,4 +1,5 @@
-# OKR suite. `make run` serves the embedded default; `make test` is what CI runs.
+# OKR suite. `make run` serves the embedded default; `make test` is what CI runs; `make unit` runs
+# the tests that need no server, in seconds.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -16,7 +17,7 @@ STACK ?= auto
 STACK_ENV = stack_env="$$(deploy/local/stack.sh env $(STACK))" && eval "$$stack_env" &&
 
 .PHONY: install run demo token up down ps notifier-rebuild pg pg-down kafka kafka-down infra-up \
-	infra-down infra-status kcat schemas lint format test bench clean
+	infra-down infra-status kcat schemas lint format unit test bench clean
 
 # shared/testkit (okr_testkit) is development only: installed here with the dev requirements,
 # never a dependency of a runtime package nor in an image.
@@ -95,6 +96,14 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# The unit tier: pure domain rules, the event contracts, the service kit's web layer. No
+# PostgreSQL, no Kafka (--no-servers fails a test that asks for one); services/*/tests/unit/
+# folders hold the services' own.
+UNIT_TESTS := services/goals/tests/unit tests/contract shared/platform/tests
+
+unit: install ## the tests that need no server (no PostgreSQL, no Kafka), in seconds
+	$(BIN)/python -m pytest -q --no-servers $(UNIT_TESTS)
 
 test: install infra-up lint ## lint, then every test with PostgreSQL and Kafka really running
 	$(BIN)/python -m pytest
