@@ -1,12 +1,12 @@
-"""Start-up hook for running the tests under libfaketime (docs/testing.md#time): put this folder
-on PYTHONPATH and every Python process of the run (pytest, the processes the tests spawn)
-imports it first.
+"""Start-up hook for running the tests under libfaketime (docs/testing.md#time): `run` (beside
+this file) puts this folder on PYTHONPATH, so every Python process of the run (pytest, the
+processes the tests spawn) imports it first.
 
-Debian's libfaketime (0.9.10) and Python 3.11 disagree twice:
+Debian's libfaketime (0.9.10) and Python 3.11 disagree:
 - with the monotonic clock faked (its default), Python's timed waits (Event.wait, Lock.acquire
   with a timeout, Queue.get) call sem_clockwait, which libfaketime does not intercept: the
   deadline is computed on the faked clock and the kernel waits on the real one, forever. Hence
-  FAKETIME_DONT_FAKE_MONOTONIC=1;
+  FAKETIME_DONT_FAKE_MONOTONIC=1 (and FAKETIME_FORCE_MONOTONIC_FIX=0, see `run`);
 - with the monotonic clock real, its clock_nanosleep wrapper shifts the absolute monotonic
   deadline of time.sleep by the fake offset and the kernel answers EINVAL
   (github.com/wolfcw/libfaketime/issues/426).

@@ -1,6 +1,6 @@
-"""The goals kit, shared by its own tests, the notifier's, the end-to-end tests and the
-benchmarks: settings for SQLite and PostgreSQL, development tokens, and a small organisation to
-act in, its active cycle around today (okr_testkit.clock)."""
+"""The goals kit, shared by its own tests, the notifier's and the end-to-end tests: settings
+for SQLite and PostgreSQL, development tokens, and a small organisation to act in, its active
+cycle around today (okr_testkit.clock)."""
 
 from __future__ import annotations
 
