@@ -1,4 +1,5 @@
-# OKR suite. `make run` serves the embedded default; `make test` is what CI runs.
+# OKR suite. `make run` serves the embedded default; `make test` is what CI runs; `make unit` runs
+# the tests that need no server, in seconds.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -16,13 +17,16 @@ STACK ?= auto
 STACK_ENV = stack_env="$$(deploy/local/stack.sh env $(STACK))" && eval "$$stack_env" &&
 
 .PHONY: install run demo token up down ps notifier-rebuild pg pg-down pg-restart kafka kafka-down \
-	kafka-restart infra-up infra-down infra-status kcat schemas lint format test bench clean
+	kafka-restart infra-up infra-down infra-status kcat schemas lint format unit test bench clean
 
+# shared/testkit (okr_testkit) is development only: installed here with the dev requirements,
+# never a dependency of a runtime package nor in an image.
 $(STAMP): services/goals/pyproject.toml services/notifier/pyproject.toml shared/events/pyproject.toml \
-	shared/platform/pyproject.toml suite/pyproject.toml requirements-dev.txt
+	shared/platform/pyproject.toml suite/pyproject.toml shared/testkit/pyproject.toml requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e shared/events -e shared/platform -e services/goals -e services/notifier -e suite -r requirements-dev.txt
+	$(BIN)/pip install --quiet -e shared/events -e shared/platform -e services/goals -e services/notifier -e suite \
+		-e shared/testkit -r requirements-dev.txt
 	touch $(STAMP)
 
 install: $(STAMP) ## virtual environment with every package and tool
@@ -98,6 +102,15 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# The unit tier: pure domain rules, the event contracts, the service kit's web layer. No
+# PostgreSQL, no Kafka (--no-servers fails a test that asks for one); services/*/tests/unit/
+# folders hold the services' own. The OpenAPI fuzz run (about a minute) is left to make test.
+UNIT_TESTS := services/goals/tests/unit tests/contract shared/platform/tests
+
+unit: install ## the tests that need no server (no PostgreSQL, no Kafka), in seconds
+	$(BIN)/python -m pytest -q --no-servers -m "not postgres and not kafka" \
+		--ignore=tests/contract/test_openapi_fuzz.py $(UNIT_TESTS)
 
 test: install infra-up lint ## lint, then every test with PostgreSQL and Kafka really running
 	$(BIN)/python -m pytest

@@ -18,7 +18,8 @@ Where the Kafka broker comes from (first that works):
 Either way the broker must answer a metadata request within 10 s.
 
 If a service is not reachable the test is skipped, or fails when CI=true/1 (CI must not
-silently skip).
+silently skip). With --no-servers (`make unit`) a test asking for either fails at once: the
+unit tier proves it needs neither.
 """
 
 from __future__ import annotations
@@ -40,6 +41,19 @@ REPO_ROOT = Path(__file__).resolve().parent
 PG_SH = REPO_ROOT / "deploy" / "local" / "pg.sh"
 KAFKA_SH = REPO_ROOT / "deploy" / "local" / "kafka.sh"
 KAFKA_IMAGE = os.environ.get("OKR_TEST_KAFKA_IMAGE", "confluentinc/cp-kafka:7.6.0")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--no-servers",
+        action="store_true",
+        help="fail any test that asks for PostgreSQL or Kafka (the unit tier: make unit)",
+    )
+
+
+def _refuse_servers(request: pytest.FixtureRequest, server: str) -> None:
+    if request.config.getoption("no_servers"):
+        pytest.fail(f"--no-servers: this test needs {server}; it is not a unit test", False)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -82,7 +96,8 @@ def _unavailable(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_dsn() -> Iterator[str]:
+def postgres_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
+    _refuse_servers(request, "PostgreSQL")
     # 1. Explicit DSN wins.
     if dsn := os.environ.get("OKR_TEST_PG_DSN"):
         yield dsn
@@ -280,8 +295,9 @@ def _local_broker() -> KafkaBroker:
 
 
 @pytest.fixture(scope="session")
-def _kafka() -> Iterator[KafkaBroker]:
+def _kafka(request: pytest.FixtureRequest) -> Iterator[KafkaBroker]:
     """The session's broker, resolved once (env -> testcontainers -> deploy/local/kafka.sh)."""
+    _refuse_servers(request, "Kafka")
     if bootstrap := os.environ.get("OKR_TEST_KAFKA_BOOTSTRAP"):
         broker = KafkaBroker(bootstrap)
         if not _kafka_answers(bootstrap):

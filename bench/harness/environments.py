@@ -8,7 +8,7 @@ import json
 import os
 
 from okr_events.kafka import KafkaSettings
-from okr_notifier.testing import WEBHOOK_SECRET_KEY
+from okr_testkit.notifier import WEBHOOK_SECRET_KEY
 
 from harness.infrastructure import Postgres
 from harness.processes import free_port

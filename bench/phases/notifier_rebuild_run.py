@@ -30,7 +30,7 @@ from okr_notifier.domain.follow import Follow
 from okr_notifier.rebuild import rebuild
 from okr_notifier.service import open_store
 from okr_notifier.settings import NotifierSettings
-from okr_notifier.testing import postgres_settings
+from okr_testkit.notifier import postgres_settings
 
 #: Seconds between two samples of the rebuild's workers and PostgreSQL backends.
 #: Seconds between two samples of the rebuild's workers and PostgreSQL backends.

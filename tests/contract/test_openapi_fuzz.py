@@ -22,9 +22,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from okr_goals.main import create_app as create_goals_app
 from okr_goals.settings import GoalsSettings
-from okr_goals.testing import auth, build_org
 from okr_notifier.main import create_app as create_notifier_app
 from okr_suite.main import create_app as create_suite_app
+from okr_testkit.goals import auth, build_org
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import (

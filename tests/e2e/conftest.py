@@ -37,8 +37,8 @@ from okr_events.relay import OutboxRelay
 from okr_goals.main import create_app
 from okr_goals.relay import build_relay
 from okr_goals.settings import GoalsSettings
-from okr_goals.testing import Org, build_org, postgres_settings
-from okr_notifier.testing import WEBHOOK_SECRET_KEY
+from okr_testkit.goals import Org, build_org, postgres_settings
+from okr_testkit.notifier import WEBHOOK_SECRET_KEY
 from psycopg import sql
 
 REPO = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ from okr_events.ledger import Ledger
 from okr_goals.contracts import to_contract
 from okr_goals.main import create_app
 from okr_goals.service import GoalsService
-from okr_goals.testing import build_org, sqlite_settings
+from okr_testkit.goals import build_org, sqlite_settings
 
 from conftest import wait_for
 

@@ -17,8 +17,8 @@ from okr_notifier.application import FollowsApplication
 from okr_notifier.main import NotifierContext
 from okr_notifier.rebuild import rebuild, snapshot
 from okr_notifier.service import NotifierService, open_store
-from okr_notifier.testing import postgres_settings
 from okr_platform.serving import serve_contexts
+from okr_testkit.notifier import postgres_settings
 from psycopg import sql
 
 from conftest import Stack, wait_for

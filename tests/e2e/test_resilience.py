@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from okr_events.codec import header_dict
-from okr_goals.testing import Org
+from okr_testkit.goals import Org
 
 from conftest import Stack, wait_for
 

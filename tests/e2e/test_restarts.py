@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from okr_goals.testing import Org, build_org
+from okr_testkit.goals import Org, build_org
 from test_resilience import assert_applied_exactly_once
 
 from conftest import Stack, free_port, own_postgres_server, stack_on, wait_for

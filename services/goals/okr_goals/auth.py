@@ -3,9 +3,10 @@ same for every service of the suite (DESIGN "Auth")."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import jwt
+from okr_platform.clock import SystemClock
 
 from .settings import GoalsSettings
 
@@ -14,7 +15,8 @@ def mint_development_token(
     settings: GoalsSettings, member_id: str, org: str, roles: list[str]
 ) -> str:
     """A token signed with the configured HS256 secret, for `okr token` and the tests."""
-    now = datetime.now(UTC)
+    # The wall clock, not the goals service's: verifiers (PyJWT) judge iat and exp by it.
+    now = SystemClock().now()
     claims = {
         "sub": member_id,
         "org": org,

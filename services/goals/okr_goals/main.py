@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fastapi import APIRouter, FastAPI
+from okr_platform.clock import Clock
 from okr_platform.serving import serve_contexts
 
 from .api import build_router
@@ -21,6 +22,7 @@ class GoalsContext:
     """The goals context as a composition root mounts it (okr_platform.serving.BoundedContext)."""
 
     settings: GoalsSettings = field(default_factory=GoalsSettings)
+    clock: Clock | None = None  # None: the system clock; tests inject a FakeClock
     name: str = "goals"
     service: GoalsService | None = None
 
@@ -33,7 +35,7 @@ class GoalsContext:
         return self.service
 
     def start(self) -> None:
-        self.service = GoalsService(self.settings)
+        self.service = GoalsService(self.settings, clock=self.clock)
 
     def stop(self) -> None:
         if self.service is not None:
@@ -48,5 +50,6 @@ class GoalsContext:
         install_problem_handlers(app)
 
 
-def create_app(settings: GoalsSettings | None = None) -> FastAPI:
-    return serve_contexts("OKR goals", [GoalsContext(settings or GoalsSettings())], "okr-goals")
+def create_app(settings: GoalsSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    context = GoalsContext(settings or GoalsSettings(), clock=clock)
+    return serve_contexts("OKR goals", [context], "okr-goals")

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import psycopg
 from okr_platform.auth import TokenVerifier
+from okr_platform.clock import Clock, SystemClock
 
 from .application import GoalsApplication
+from .domain.aggregate import event_clock, install_event_clock
 from .settings import GoalsSettings
 from .views import open_views
 
@@ -23,8 +25,13 @@ def ensure_schema(settings: GoalsSettings) -> None:
 
 
 class GoalsService:
-    def __init__(self, settings: GoalsSettings | None = None) -> None:
+    """`clock` is what "now" is for this context: its events' timestamps (installed process-wide,
+    see domain/aggregate.py) and the board's pace. The system clock unless a test injects one."""
+
+    def __init__(self, settings: GoalsSettings | None = None, clock: Clock | None = None) -> None:
         self.settings = settings or GoalsSettings()
+        self.clock: Clock = clock or SystemClock()
+        install_event_clock(self.clock)
         self.verifier = TokenVerifier(self.settings)  # refuses to start without a real secret
         if not self.settings.embedded:
             ensure_schema(self.settings)
@@ -44,3 +51,5 @@ class GoalsService:
     def close(self) -> None:
         self.runner.close()  # stops following, then closes the views' store
         self.app.close()
+        if event_clock() is self.clock:  # events recorded outside a service: the system clock
+            install_event_clock(SystemClock())

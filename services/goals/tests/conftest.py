@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from okr_goals.main import create_app
 from okr_goals.settings import GoalsSettings
-from okr_goals.testing import (  # re-exported: the tests import them from here
+from okr_testkit.goals import (  # re-exported: the tests import them from here
     Org,
     build_org,
     postgres_settings,

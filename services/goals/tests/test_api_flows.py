@@ -13,6 +13,7 @@ from datetime import time as clock
 from typing import Any
 
 import pytest
+from okr_testkit.clock import quarter_around
 
 CS = {"id": "cs", "name": "客户成功部"}
 
@@ -54,14 +55,16 @@ def ids(items: list[dict[str, Any]]) -> set[str]:
 def test_walkthrough_from_cycle_to_history(org):
     c = org.client
 
-    # A cycle, planned then activated by an admin.
+    # A cycle around today (the board's pace is measured against now), planned then activated
+    # by an admin.
+    start, end = quarter_around(datetime.now(UTC).date())
     created = c.post(
         "/cycles",
         json={
             "name": "2026年第四季度",
             "kind": "quarter",
-            "start_date": "2026-10-01",
-            "end_date": "2026-12-31",
+            "start_date": start.isoformat(),
+            "end_date": end.isoformat(),
         },
         headers=org.admin,
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from okr_goals.testing import Org
+from okr_testkit.goals import Org
 
 PROBLEM = "application/problem+json"
 

@@ -20,8 +20,8 @@ from fastapi.testclient import TestClient
 from okr_goals.main import GoalsContext
 from okr_goals.service import GoalsService
 from okr_goals.settings import GoalsSettings
-from okr_goals.testing import Org, build_org, postgres_settings
 from okr_platform.serving import serve_contexts
+from okr_testkit.goals import Org, build_org, postgres_settings
 
 
 @contextmanager

@@ -1,5 +1,5 @@
 """Fixtures for the notifier tests: `suite` (both contexts on SQLite, then PostgreSQL),
-`sqlite_suite`, and `suite_factory` (see notifier_kit.Suite)."""
+`sqlite_suite`, and `suite_factory` (see okr_testkit.suite.Suite)."""
 
 from __future__ import annotations
 
@@ -8,24 +8,16 @@ from typing import Any
 
 import psycopg
 import pytest
-from fastapi.testclient import TestClient
-from notifier_kit import START, Suite
-from okr_goals.contracts import to_contract as goals_contract
-from okr_goals.main import GoalsContext
-from okr_goals.testing import build_org
-from okr_goals.testing import postgres_settings as goals_postgres
-from okr_goals.testing import sqlite_settings as goals_sqlite
-from okr_notifier.main import NotifierContext
-from okr_notifier.service import InProcessFeed
-from okr_notifier.testing import postgres_settings, sqlite_settings
-from okr_platform.clock import FakeClock
-from okr_platform.serving import serve_contexts
+from okr_testkit.goals import postgres_settings as goals_postgres
+from okr_testkit.goals import sqlite_settings as goals_sqlite
+from okr_testkit.notifier import postgres_settings, sqlite_settings
+from okr_testkit.suite import Suite, open_suite
 from psycopg import sql
 
 
 @pytest.fixture
 def suite_factory(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Callable[..., Suite]]:
-    started: list[TestClient] = []
+    started: list[Suite] = []
     schemas: list[str] = []
 
     def start(backend: str = "sqlite", **notifier_settings: Any) -> Suite:
@@ -38,23 +30,13 @@ def suite_factory(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Cal
             goals = goals_postgres(dsn, schema)
             settings = postgres_settings(dsn, f"{schema}_notifier", **notifier_settings)
             schemas.append(settings.postgres_schema)
-        clock = FakeClock(START)
-        goals_context = GoalsContext(goals)
-        notifier = NotifierContext(
-            settings,
-            feeds=[InProcessFeed(lambda: goals_context._service().app, goals_contract)],
-            clock=clock,
-        )
-        client = TestClient(
-            serve_contexts("suite under test", [goals_context, notifier], "okr-suite")
-        )
-        client.__enter__()
-        started.append(client)
-        return Suite(build_org(client, goals), client, clock, notifier)
+        suite = open_suite(goals, settings)
+        started.append(suite)
+        return suite
 
     yield start
-    for client in reversed(started):
-        client.__exit__(None, None, None)
+    for suite in reversed(started):
+        suite.close()
     if schemas:
         dsn = request.getfixturevalue("postgres_dsn")
         with psycopg.connect(dsn, autocommit=True) as conn:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from notifier_kit import Suite
 from okr_notifier.api import last_event_id_of
+from okr_testkit.suite import Suite
 
 PROBLEM = "application/problem+json"
 TOO_BIG = 2**63  # one more than SQLite INTEGER and PostgreSQL BIGINT hold

@@ -3,16 +3,19 @@ once per follow per local day, driven by a clock the test sets."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from notifier_kit import Suite
 from okr_notifier.scheduler import DailyChecks, scheduled_time
+from okr_testkit.suite import Suite
 
-TOMORROW = (datetime.now(UTC) + timedelta(days=1)).date()
+
+def tomorrow(suite: Suite) -> date:
+    """The day after the suite's clock: ask before moving it."""
+    return (suite.clock.now() + timedelta(days=1)).date()
 
 
-def at(local: time, zone: str, day=TOMORROW) -> datetime:
+def at(local: time, zone: str, day: date) -> datetime:
     return datetime.combine(day, local, tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
 
@@ -43,7 +46,7 @@ def test_confidence_warning_at_ten_in_each_followers_time_zone(suite: Suite):
     suite.follow("boss", objective["id"], confidence_warning=False)
     suite.check_in("bailu", objective, current=20, confidence=1)
     checks = suite.service.checks
-    followed = datetime.now(UTC)
+    followed = suite.clock.now()
     # Each follower's first 10:00 after following, in their own zone, in the order they come.
     firsts = sorted(
         (next_local(time(10), zone, followed), member)
@@ -71,19 +74,21 @@ def test_confidence_warning_at_ten_in_each_followers_time_zone(suite: Suite):
 
 
 def test_threshold_and_time_are_the_followers_choice(suite: Suite):
+    day = tomorrow(suite)
     objective = suite.org.active_objective("bailu")
     suite.follow("mengbo", objective["id"], confidence_below=3, check_time="08:15")
     suite.follow("boss", objective["id"])  # below 2 stars: 2 stars is fine
     suite.check_in("bailu", objective, current=20, confidence=2)
-    suite.clock.set(at(time(8, 15), "Asia/Shanghai"))
+    suite.clock.set(at(time(8, 15), "Asia/Shanghai", day))
     assert suite.service.checks.run_due() == 1
     assert len(warnings(suite, "mengbo")) == 1
-    suite.clock.set(at(time(10, 0), "Asia/Shanghai"))
+    suite.clock.set(at(time(10, 0), "Asia/Shanghai", day))
     assert suite.service.checks.run_due() == 0
     assert warnings(suite, "boss") == []
 
 
 def test_no_warning_without_low_confidence_or_for_a_closed_objective(suite: Suite):
+    day = tomorrow(suite)
     objective = suite.org.active_objective("bailu")
     suite.follow("mengbo", objective["id"])
     suite.check_in("bailu", objective, current=20)  # never rated
@@ -97,17 +102,18 @@ def test_no_warning_without_low_confidence_or_for_a_closed_objective(suite: Suit
     )
     assert r.status_code == 200, r.text
     suite.settle()
-    suite.clock.set(at(time(10, 0), "Asia/Shanghai"))
+    suite.clock.set(at(time(10, 0), "Asia/Shanghai", day))
     assert suite.service.checks.run_due() == 0
     assert warnings(suite, "mengbo") == []
 
 
 def test_two_replicas_run_each_check_once(suite_factory):
     suite = suite_factory("postgres")
+    day = tomorrow(suite)
     objective = suite.org.active_objective("bailu")
     suite.follow("mengbo", objective["id"])
     suite.check_in("bailu", objective, current=20, confidence=1)
-    suite.clock.set(at(time(10, 0), "Asia/Shanghai"))
+    suite.clock.set(at(time(10, 0), "Asia/Shanghai", day))
     # A second replica: its own store connection and checks over the same database.
     from okr_notifier.service import open_store
 
@@ -135,10 +141,11 @@ def test_check_time_follows_daylight_saving():
 
 def test_the_scheduler_ticks_with_apscheduler(suite_factory):
     suite = suite_factory("sqlite")
+    day = tomorrow(suite)
     objective = suite.org.active_objective("bailu")
     suite.follow("mengbo", objective["id"])
     suite.check_in("bailu", objective, current=20, confidence=1)
-    suite.clock.set(at(time(10, 0), "Asia/Shanghai"))
+    suite.clock.set(at(time(10, 0), "Asia/Shanghai", day))
     from okr_notifier.scheduler import Scheduler
 
     scheduler = Scheduler(suite.service.checks, tick_seconds=0.1)

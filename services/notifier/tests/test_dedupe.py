@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 
-from notifier_kit import Suite
 from okr_events import EXECUTION_SOURCE, EXECUTION_TOPIC, GOALS_SOURCE, GOALS_TOPIC
 from okr_events.codec import decode, encode
 from okr_events.consuming import EventProcessor, RawMessage
@@ -15,6 +13,7 @@ from okr_events.execution import KeyTaskCreated
 from okr_goals.contracts import to_contract
 from okr_notifier.projection import NotifierProjection
 from okr_notifier.service import open_store
+from okr_testkit.suite import Suite
 
 
 def goals_messages(suite: Suite) -> list[RawMessage]:
@@ -98,7 +97,7 @@ def test_key_task_created_reaches_followers_who_asked(suite: Suite):
     task = KeyTaskCreated(
         aggregate_id=uuid.uuid4(),
         aggregate_version=1,
-        occurred_at=datetime.now(UTC),
+        occurred_at=suite.clock.now(),
         actor="bailu",
         org_id=uuid.UUID(suite.service.reads.org_id(_principal("bailu"))),
         objective_id=uuid.UUID(objective["id"]),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from notifier_kit import Suite
+from okr_testkit.suite import Suite
 
 
 def test_progress_history_has_before_and_after_actor_and_source(suite: Suite):
@@ -54,7 +54,7 @@ def test_history_of_an_objective_one_cannot_see_is_not_found(suite: Suite):
 
 
 def test_operations_report_as_of_a_date(suite: Suite):
-    today = datetime.now(UTC).date()
+    today = suite.clock.now().date()
     admin = suite.org.admin
     cycle = suite.client.post(
         "/cycles",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 
-from notifier_kit import Suite
+from okr_testkit.suite import Suite
 
 
 def notify(suite: Suite, times: int) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from notifier_kit import Suite
+from okr_testkit.suite import Suite
 
 PROBLEM = "application/problem+json"
 #: Reports are as of a moment; after every check-in these tests make, whatever today is.

@@ -26,7 +26,7 @@ from okr_notifier.domain.follow import Follow
 from okr_notifier.rebuild import RebuildWorkerFailed, rebuild, snapshot
 from okr_notifier.service import open_store
 from okr_notifier.settings import NotifierSettings
-from okr_notifier.testing import postgres_settings
+from okr_testkit.notifier import postgres_settings
 from psycopg import sql
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]

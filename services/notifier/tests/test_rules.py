@@ -3,9 +3,9 @@ PostgreSQL: who is told, about what, and who is not."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from notifier_kit import Suite
+from okr_testkit.suite import Suite
 
 
 def shared_objective(suite: Suite, **fields):
@@ -105,7 +105,7 @@ def test_nobody_follows_or_hears_of_an_objective_they_cannot_see(suite: Suite):
 
 
 def test_progress_warning_on_a_check_in_behind_pace(suite: Suite):
-    today = datetime.now(UTC).date()
+    today = suite.clock.now().date()
     cycle = suite.client.post(
         "/cycles",
         json={

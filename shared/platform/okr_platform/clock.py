@@ -1,5 +1,11 @@
-"""The time the daily checks use. Tests, and a developer trying tomorrow's 10:00 check today,
-set it; in production it is the system clock."""
+"""The suite's one clock: what "now" is for every context (goals' event timestamps and board,
+the notifier's daily checks, webhook retries, read marks...).
+
+A service takes a `Clock` where it is built (GoalsService, NotifierService, their contexts) and
+asks it, never `datetime.now()`, so a test can set the time: one FakeClock handed to both
+contexts drives the whole suite (okr_testkit.suite). In production it is the SystemClock, the
+default everywhere; a developer trying tomorrow's 10:00 check today runs the notifier with a
+ticking FakeClock (NOTIFIER_FAKE_CLOCK)."""
 
 from __future__ import annotations
 

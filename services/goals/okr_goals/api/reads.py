@@ -4,7 +4,6 @@ alignment tree. See docs/domain.md#boards."""
 # No `from __future__ import annotations`: FastAPI must see the closure-local `Me` type.
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -68,7 +67,7 @@ def build_reads_router(get_service: ServiceGetter) -> APIRouter:
         )
         org = app().directory(p)
         cycles = {c["id"]: c for c in app().list_cycles(p)}
-        rows = board_rows(summaries, cycles, org, datetime.now(UTC))
+        rows = board_rows(summaries, cycles, org, get_service().clock.now())
         return {"objectives": len(summaries), "rows": rows}
 
     @router.get("/alignment-tree", tags=["boards"], responses=VIEWS_READ)

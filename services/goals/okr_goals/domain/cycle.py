@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 from okr_events.vocabulary import CYCLE_KINDS, CYCLE_STATES
 from okr_platform.errors import IllegalTransition, InvalidInput
+
+from .aggregate import GoalsAggregate
 
 # state -> {target state: event-recording method name}
 _TRANSITIONS = {
@@ -19,7 +21,7 @@ _TRANSITIONS = {
 }
 
 
-class Cycle(Aggregate):
+class Cycle(GoalsAggregate):
     @event("CycleCreated")
     def __init__(
         self,

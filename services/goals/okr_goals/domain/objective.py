@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 from okr_events.vocabulary import (
     CHECK_IN_SOURCES,
     EDITABLE_STATUSES,
@@ -31,6 +31,8 @@ from okr_events.vocabulary import (
 )
 from okr_platform.errors import Conflict, IllegalTransition, InvalidInput, NotFound
 from okr_platform.progress import metric_progress, weighted_progress
+
+from .aggregate import GoalsAggregate
 
 
 @dataclass
@@ -130,7 +132,7 @@ def _checked_in_value(kr: KeyResult, current: float | None, done: bool | None) -
     return current
 
 
-class Objective(Aggregate):
+class Objective(GoalsAggregate):
     @event("ObjectiveCreated")
     def __init__(
         self,

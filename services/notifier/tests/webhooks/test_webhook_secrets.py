@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
-from notifier_kit import Suite
 from okr_notifier.settings import NotifierSettings
-from okr_notifier.testing import WEBHOOK_SECRET_KEY
 from okr_notifier.webhooks.delivery_worker import DeliveryWorker
 from okr_notifier.webhooks.records import UNREADABLE_HINT
 from okr_notifier.webhooks.secrets_at_rest import (
@@ -29,6 +27,8 @@ from okr_notifier.webhooks.secrets_at_rest import (
 from okr_notifier.webhooks.signing import verify
 from okr_platform.clock import FakeClock, utc_text
 from okr_platform.settings import DEVELOPMENT_JWT_SECRET, InsecureConfiguration
+from okr_testkit.notifier import WEBHOOK_SECRET_KEY
+from okr_testkit.suite import Suite
 
 from .webhook_kit import (
     MEMBER,

@@ -1,25 +1,32 @@
-"""The notifier tests' harness: the goals and notifier contexts in one process (the embedded
-transport: goals' events reach the notifier through the same consumer code as on Kafka), a
-frozen clock, and the goals test kit's small organisation.
+"""Both contexts in one process, as the notifier tests use them: goals' events reach the
+notifier through the embedded transport (the same consumer code as on Kafka), both contexts
+read one FakeClock, and the goals kit's small organisation is built.
 
-The organisation (okr_goals.testing.build_org): 客户成功部 (cs) with boss -> bailu, mengbo;
+The clock starts at okr_testkit.clock.kit_start() (01:00 UTC today) and stands still until a
+test moves it: goals stamps its events with it, the notifier's rules, daily checks and webhook
+retries read it, so "due at the check-in's time" is the same moment to both.
+
+The organisation (okr_testkit.goals.build_org): 客户成功部 (cs) with boss -> bailu, mengbo;
 路飞 (lufei) in 产品市场部 (pm); root is an admin."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
-from okr_goals.testing import Org
+from okr_goals.contracts import to_contract as goals_contract
+from okr_goals.main import GoalsContext
+from okr_goals.settings import GoalsSettings
 from okr_notifier.main import NotifierContext
-from okr_notifier.service import NotifierService
+from okr_notifier.service import InProcessFeed, NotifierService
+from okr_notifier.settings import NotifierSettings
 from okr_platform.clock import FakeClock
+from okr_platform.serving import serve_contexts
 
-# Inside the goals kit's cycle (2026-10-01 .. 2026-12-31).
-START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+from .clock import kit_start
+from .goals import Org, build_org
 
 
 @dataclass
@@ -66,3 +73,30 @@ class Suite:
         r = self.client.get("/notifications", params=params, headers=self.h(member))
         assert r.status_code == 200, r.text
         return r.json()
+
+    def close(self) -> None:
+        self.client.__exit__(None, None, None)
+
+
+def open_suite(
+    goals: GoalsSettings, notifier: NotifierSettings, clock: FakeClock | None = None
+) -> Suite:
+    """Start both contexts on `clock` (default: a FakeClock at kit_start()) and build the
+    organisation; close() stops them."""
+    clock = clock or FakeClock(kit_start())
+    goals_context = GoalsContext(goals, clock=clock)
+    notifier_context = NotifierContext(
+        notifier,
+        feeds=[InProcessFeed(lambda: goals_context._service().app, goals_contract)],
+        clock=clock,
+    )
+    client = TestClient(
+        serve_contexts("suite under test", [goals_context, notifier_context], "okr-suite")
+    )
+    client.__enter__()
+    try:
+        org = build_org(client, goals, today=clock.now().date())
+    except BaseException:
+        client.__exit__(None, None, None)
+        raise
+    return Suite(org, client, clock, notifier_context)

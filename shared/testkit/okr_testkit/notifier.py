@@ -1,4 +1,4 @@
-"""A test kit for the notifier: settings on SQLite or PostgreSQL, with the goals test kit's
+"""The notifier kit: settings on SQLite or PostgreSQL, with the goals test kit's
 JWT secret so one token works for both contexts, a key for the webhooks' secrets (PostgreSQL
 refuses to start without one), and webhooks allowed to call private addresses (the tests'
 webhook receivers listen on 127.0.0.1; pass webhook_allow_private_targets=False to test the
@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .settings import NotifierSettings
+from okr_notifier.settings import NotifierSettings
 
-JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+from .goals import JWT_SECRET
+
 #: NOTIFIER_WEBHOOK_SECRET_KEYS of the kit: base64 of b"okr-notifier-test-webhook-key-01".
 WEBHOOK_SECRET_KEY = "b2tyLW5vdGlmaWVyLXRlc3Qtd2ViaG9vay1rZXktMDE="
 

@@ -1,16 +1,20 @@
-"""A test kit for the goals service, shared by its own tests and the end-to-end tests:
-settings for SQLite and PostgreSQL, development tokens, and a small organisation to act in."""
+"""The goals kit, shared by its own tests, the notifier's and the end-to-end tests: settings
+for SQLite and PostgreSQL, development tokens, and a small organisation to act in, its active
+cycle around today (okr_testkit.clock)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 from urllib.parse import urlparse
 
 from fastapi.testclient import TestClient
+from okr_goals.auth import mint_development_token
+from okr_goals.settings import GoalsSettings
+from okr_platform.clock import SystemClock
 
-from .auth import mint_development_token
-from .settings import GoalsSettings
+from .clock import quarter_around
 
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 
@@ -82,7 +86,10 @@ class Org:
         return r.json()
 
 
-def build_org(client: TestClient, settings: GoalsSettings) -> Org:
+def build_org(client: TestClient, settings: GoalsSettings, today: date | None = None) -> Org:
+    """The organisation, and its active cycle around `today`: the date of the goals service's
+    clock (default: the system clock's, which a goals service without a clock uses)."""
+    start, end = quarter_around(today or SystemClock().now().date())
     admin = auth(settings, "root", roles=["admin"])
     body: dict[str, Any]
     for body in (
@@ -100,10 +107,10 @@ def build_org(client: TestClient, settings: GoalsSettings) -> Org:
     cycle = client.post(
         "/cycles",
         json={
-            "name": "2026 Q4",
+            "name": "This quarter",
             "kind": "quarter",
-            "start_date": "2026-10-01",
-            "end_date": "2026-12-31",
+            "start_date": start.isoformat(),
+            "end_date": end.isoformat(),
         },
         headers=admin,
     ).json()
