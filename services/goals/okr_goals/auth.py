@@ -1,5 +1,5 @@
 """Development tokens for `okr token` and the tests. Verifying tokens is okr_platform.auth's, the
-same for every service of the suite (DESIGN "Auth")."""
+same for every service of the suite (docs/architecture.md#auth)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Goal board rows and the alignment tree (DOMAIN §4, §9), shaped from view rows.
+"""Goal board rows and the alignment tree (docs/domain.md#alignment, docs/domain.md#boards), shaped from view rows.
 
 Pure functions: they take objective summaries (from the views), the directory and the cycles,
 and return what a front end renders. Task, hour and discussion columns belong to contexts that

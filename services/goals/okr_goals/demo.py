@@ -1,4 +1,4 @@
-"""The seed's demo dataset (DOMAIN §10): 北极星OKR's organisation and goal board.
+"""The seed's demo dataset (docs/domain.md#demo): 北极星OKR's organisation and goal board.
 
 Loaded through the same use cases as the API, so every demo fact is a real event with an actor.
 Idempotent: an organisation that already has members is left alone. On PostgreSQL the database

@@ -1,4 +1,4 @@
-"""The daily checks (DOMAIN §8): confidence and progress warnings at each follower's chosen
+"""The daily checks (docs/domain.md#following): confidence and progress warnings at each follower's chosen
 local time, once per follow per local day.
 
 APScheduler wakes the notifier every `scheduler_tick_seconds`; what is due is decided from

@@ -19,7 +19,7 @@ EXECUTION_SOURCE = "/okr/execution"
 
 @register
 class KeyTaskCreated(EventContract):
-    """A key task was created under one key result of an objective (DOMAIN §6)."""
+    """A key task was created under one key result of an objective (docs/domain.md#execution)."""
 
     event_type = "okr.execution.KeyTaskCreated"
 

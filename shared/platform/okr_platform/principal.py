@@ -1,4 +1,4 @@
-"""The authenticated caller, as every service's token verifier returns it (DESIGN "Auth")."""
+"""The authenticated caller, as every service's token verifier returns it (docs/architecture.md#auth)."""
 
 from __future__ import annotations
 

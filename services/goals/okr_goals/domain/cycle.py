@@ -1,4 +1,4 @@
-"""Cycles: the period OKRs run for (DOMAIN §2)."""
+"""Cycles: the period OKRs run for (docs/domain.md#cycles)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Objectives and their key results: one objective = one event stream (DOMAIN §3, §4).
+"""Objectives and their key results: one objective = one event stream (docs/domain.md#objectives, docs/domain.md#alignment).
 
 Public methods are the commands: they validate, then call a private method decorated with the
 event it records. The decorated methods only apply state, so replaying history never re-checks
@@ -219,7 +219,7 @@ class Objective(GoalsAggregate):
 
     @property
     def progress(self) -> float:
-        """Normalised weighted mean of active KRs' progress (DOMAIN §3)."""
+        """Normalised weighted mean of active KRs' progress (docs/domain.md#progress)."""
         return weighted_progress((kr.weight, kr.progress) for kr in self.active_key_results)
 
     @property
@@ -396,7 +396,7 @@ class Objective(GoalsAggregate):
     def change_target(
         self, kr_id: str, target: float, reason: str, actor: str, late: bool = False
     ) -> None:
-        """Targets change with a reason kept beside old and new values (DOMAIN §3)."""
+        """Targets change with a reason kept beside old and new values (docs/domain.md#objectives)."""
         self._ensure_writable(late)
         kr = self.key_result(kr_id)
         if kr.kind == "boolean":

@@ -1,4 +1,4 @@
-"""Alignment (DOMAIN §4): several parents allowed, no cycles in the graph.
+"""Alignment (docs/domain.md#alignment): several parents allowed, no cycles in the graph.
 
 The aggregate checks what it can alone (self-alignment, duplicates); the acyclic check across
 objectives lives in GoalsApplication._align, exercised here on the library's in-memory store.

@@ -1,4 +1,4 @@
-"""Cycles (DOMAIN §2): planning -> active -> scoring -> closed -> archived, nothing else.
+"""Cycles (docs/domain.md#cycles): planning -> active -> scoring -> closed -> archived, nothing else.
 
 Pure domain tests on the aggregate: no HTTP, no database.
 """

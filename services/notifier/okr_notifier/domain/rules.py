@@ -1,4 +1,4 @@
-"""The reminder rules (DOMAIN §8): which fact becomes which work notification, for whom.
+"""The reminder rules (docs/domain.md#following): which fact becomes which work notification, for whom.
 
 Pure functions. The projection gathers the facts (the objective as the notifier knows it,
 its followers, the directory) and stores what these return; the database's unique
@@ -134,7 +134,7 @@ def dedupe_key(rule: str, objective_id: str, follower_id: str, fact_id: str) -> 
 
 
 def progress_warning(objective: ObjectiveFacts, now: datetime) -> Change | None:
-    """Behind pace (DOMAIN §3): progress < expected x threshold."""
+    """Behind pace (docs/domain.md#progress): progress < expected x threshold."""
     expected = objective.expected(now)
     if objective.status not in OPEN_UNSCORED_STATUSES or expected is None:
         return None
