@@ -1,4 +1,5 @@
-"""Goal board rows and the alignment tree (docs/domain.md#alignment, docs/domain.md#boards), shaped from view rows.
+"""Goal board rows and the alignment tree, shaped from view rows (docs/domain.md#alignment,
+docs/domain.md#boards).
 
 Pure functions: they take objective summaries (from the views), the directory and the cycles,
 and return what a front end renders. Task, hour and discussion columns belong to contexts that

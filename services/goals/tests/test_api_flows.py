@@ -113,7 +113,8 @@ def test_walkthrough_from_cycle_to_history(org):
     o = ok(c.post(f"/objectives/{o['id']}/approve", headers=org.h("boss")))
     assert (o["status"], o["version"]) == ("active", 6)
 
-    # Check-ins: objective progress is the weighted mean, confidence the lowest (docs/domain.md#progress, #confidence).
+    # Check-ins: objective progress is the weighted mean, confidence the lowest
+    # (docs/domain.md#progress, #confidence).
     o = check_in(org, o, krs[0], "bailu", current=60, confidence=4, note="本周新增20家好评")
     assert o["key_results"][0]["progress"] == pytest.approx(0.6)
     assert o["progress"] == pytest.approx((2 * 0.6) / 4)

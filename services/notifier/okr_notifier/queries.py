@@ -42,7 +42,8 @@ class Reads:
             return load_directory(tx, org_id)
 
     def visible_objective(self, principal: Principal, objective_id: str) -> ObjectiveFacts:
-        """The objective, if the caller may see it; 404 otherwise (docs/architecture.md#errors: never 403 here)."""
+        """The objective, if the caller may see it; 404 otherwise, never 403
+        (docs/architecture.md#errors)."""
         org_id = self.org_id(principal)
         rows = self.store.query(
             OBJECTIVE_FACTS + " WHERE o.objective_id = :objective_id",

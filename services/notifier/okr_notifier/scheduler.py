@@ -1,5 +1,5 @@
-"""The daily checks (docs/domain.md#following): confidence and progress warnings at each follower's chosen
-local time, once per follow per local day.
+"""The daily checks (docs/domain.md#following): confidence and progress warnings at each
+follower's chosen local time, once per follow per local day.
 
 APScheduler wakes the notifier every `scheduler_tick_seconds`; what is due is decided from
 the injected clock, so tests (and a developer with NOTIFIER_FAKE_CLOCK) control time. Each

@@ -1,5 +1,5 @@
-"""JWT bearer authentication, as every context of the suite does it (docs/architecture.md#auth): claims sub
-(member id), org, roles.
+"""JWT bearer authentication, as every context of the suite does it (docs/architecture.md#auth):
+claims sub (member id), org, roles.
 
 HS256 with a secret from settings by default; RS256 with a PEM public key or a JWKS URL."""
 

@@ -1,4 +1,5 @@
-"""The authenticated caller, as every service's token verifier returns it (docs/architecture.md#auth)."""
+"""The authenticated caller, as every service's token verifier returns it
+(docs/architecture.md#auth)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Objectives and their key results: one objective = one event stream (docs/domain.md#objectives, docs/domain.md#alignment).
+"""Objectives and their key results: one objective = one event stream (docs/domain.md#objectives,
+docs/domain.md#alignment).
 
 Public methods are the commands: they validate, then call a private method decorated with the
 event it records. The decorated methods only apply state, so replaying history never re-checks
@@ -396,7 +397,8 @@ class Objective(GoalsAggregate):
     def change_target(
         self, kr_id: str, target: float, reason: str, actor: str, late: bool = False
     ) -> None:
-        """Targets change with a reason kept beside old and new values (docs/domain.md#objectives)."""
+        """Targets change with a reason kept beside old and new values
+        (docs/domain.md#objectives)."""
         self._ensure_writable(late)
         kr = self.key_result(kr_id)
         if kr.kind == "boolean":

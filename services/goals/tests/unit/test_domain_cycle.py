@@ -1,4 +1,5 @@
-"""Cycles (docs/domain.md#cycles): planning -> active -> scoring -> closed -> archived, nothing else.
+"""Cycles (docs/domain.md#cycles): planning -> active -> scoring -> closed -> archived, and
+nothing else.
 
 Pure domain tests on the aggregate: no HTTP, no database.
 """

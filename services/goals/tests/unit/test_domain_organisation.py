@@ -1,4 +1,5 @@
-"""The organisation directory (docs/domain.md#organisation): departments, members, reporting lines, settings.
+"""The organisation directory (docs/domain.md#organisation): departments, members, reporting
+lines, settings.
 
 Pure domain tests on the aggregate: no HTTP, no database.
 """

@@ -1,4 +1,5 @@
-"""The reminder rules (docs/domain.md#following): which fact becomes which work notification, for whom.
+"""The reminder rules (docs/domain.md#following): which fact becomes which work notification,
+for whom.
 
 Pure functions. The projection gathers the facts (the objective as the notifier knows it,
 its followers, the directory) and stores what these return; the database's unique
