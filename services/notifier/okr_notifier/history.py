@@ -136,21 +136,26 @@ def _kr_removed(history: ProgressHistory, c: Any, change: FactsChange) -> None:
 
 
 def _check_in(history: ProgressHistory, c: Any, change: FactsChange) -> None:
-    """The hot path: two rows, no read (the KR's target is filled at the flush if unknown)."""
+    """The hot path: two rows, no read (the KR's target is filled at the flush if unknown).
+    Two flat dict literals: measurably cheaper than a shared part unpacked into both."""
     objective_id = change.objective_id
     after, before = c.after, c.before
-    common = {
-        "objective_id": objective_id,
-        "version": c.aggregate_version,
-        "at": change.at,
-        "actor": c.actor,
-        "source": c.source,
-        "check_in_id": c.check_in_id,
-        "note": c.note,
-    }
+    at, version, actor, source, check_in_id, note = (
+        change.at,
+        c.aggregate_version,
+        c.actor,
+        c.source,
+        c.check_in_id,
+        c.note,
+    )
     kr_row = {
-        **common,
+        "objective_id": objective_id,
         "kr_id": c.kr_id,
+        "version": version,
+        "at": at,
+        "actor": actor,
+        "source": source,
+        "check_in_id": check_in_id,
         "value_before": before.current,
         "value_after": after.current,
         "progress_before": before.progress,
@@ -158,13 +163,19 @@ def _check_in(history: ProgressHistory, c: Any, change: FactsChange) -> None:
         "confidence_before": before.confidence,
         "confidence_after": after.confidence,
         "risk_after": after.risk,
+        "note": note,
     }
     history.batch.fill_target(kr_row, objective_id, c.kr_id)  # type: ignore[arg-type]
     history.rows.append(kr_row)
     history.rows.append(
         {
-            **common,
+            "objective_id": objective_id,
             "kr_id": "",
+            "version": version,
+            "at": at,
+            "actor": actor,
+            "source": source,
+            "check_in_id": check_in_id,
             "value_before": None,
             "value_after": None,
             "target": None,
@@ -173,6 +184,7 @@ def _check_in(history: ProgressHistory, c: Any, change: FactsChange) -> None:
             "confidence_before": None,
             "confidence_after": None,
             "risk_after": None,
+            "note": note,
         }
     )
 

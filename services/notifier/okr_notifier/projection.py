@@ -76,7 +76,7 @@ class NotifierProjection:
     def handle_batch(self, events: Sequence[InboundEvent], tx: Tx) -> None:
         batch = self.replica.batch(tx)
         progress_history = ProgressHistory(batch)
-        plans = self._plans
+        plans, reminders = self._plans, self.reminders if self.rules_enabled else None
         for event in events:
             contract = event.contract
             plan = plans.get(type(contract)) or self._plan(type(contract))
@@ -87,8 +87,8 @@ class NotifierProjection:
                     plan.history(progress_history, contract, change)
             elif plan.follows is not None:
                 plan.follows(contract, tx)
-            if self.rules_enabled:
-                self.reminders.remind_of(event, change, batch)
+            if reminders is not None:
+                reminders.remind_of(event, change, batch)
         batch.flush()  # fills the history's targets: before its rows are written
         progress_history.flush()
 
