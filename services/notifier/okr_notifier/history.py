@@ -29,11 +29,6 @@ class ProgressHistory:
         self.batch = batch
         self.rows: list[dict[str, Any]] = []
 
-    def record(self, change: FactsChange) -> None:
-        record = RECORDERS.get(type(change.event.contract))
-        if record is not None:
-            record(self, change.event.contract, change)
-
     def flush(self) -> None:
         """Write the rows; after the replica batch's flush, which fills their targets."""
         self.batch.tx.insert_many(
@@ -191,7 +186,7 @@ def _check_in(history: ProgressHistory, c: Any, change: FactsChange) -> None:
 
 Recorder = Callable[[ProgressHistory, Any, FactsChange], None]
 
-#: Goals' contract -> its history rows (`ProgressHistory.record` looks it up per event).
+#: Goals' contract -> its history rows, made from the replica's FactsChange of the event.
 RECORDERS: dict[type[Any], Recorder] = {
     goals.KeyResultAdded: _kr_added,
     goals.KeyResultEdited: _kr_edited,
