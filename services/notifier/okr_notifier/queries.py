@@ -1,13 +1,13 @@
-"""What the API reads: inbox, follows, progress history, the operations report.
+"""What the API reads: inbox, follows, progress history, the operations report (report.py).
 
-Plain SQL over the notifier's tables; visibility is decided by the suite's access policy
+Plain SQL over the notifier's tables; goals' facts through the replica's reads
+(okr_platform.replica.reads). Visibility is decided by the suite's access policy
 (okr_platform.access) over the same Directory the rules use, so the API never shows an
 objective its caller may not see."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -17,10 +17,11 @@ from okr_platform.clock import utc_text
 from okr_platform.directory import Directory
 from okr_platform.errors import NotFound
 from okr_platform.principal import Principal
-from okr_platform.progress import expected_progress, is_behind, weighted_progress
+from okr_platform.replica import ObjectiveFacts
+from okr_platform.replica import reads as replica
+from okr_platform.replica.reads import OBJECTIVE_FACTS, facts_from_row
 
-from .domain.rules import ObjectiveFacts
-from .projection import OBJECTIVE_FACTS, facts_from_row, load_directory
+from .report import operations_report
 
 
 class Reads:
@@ -30,26 +31,20 @@ class Reads:
     # ---- who and what ------------------------------------------------------------------------
 
     def org_id(self, principal: Principal) -> str:
-        rows = self.store.query(
-            "SELECT org_id FROM orgs WHERE slug = :slug", {"slug": principal.org}
-        )
-        if not rows:
+        org_id = replica.org_id_of(self.store.query, principal.org)
+        if org_id is None:
             raise NotFound(f"unknown organisation {principal.org!r}", field="org")
-        return str(rows[0]["org_id"])
+        return org_id
 
     def directory(self, org_id: str) -> Directory:
-        with self.store.transaction() as tx:
-            return load_directory(tx, org_id)
+        with self.store.transaction() as tx:  # members and departments as of one moment
+            return replica.load_directory(tx.execute, org_id)
 
     def visible_objective(self, principal: Principal, objective_id: str) -> ObjectiveFacts:
         """The objective, if the caller may see it; 404 otherwise, never 403
-        (docs/architecture.md#errors)."""
+        (docs/access-policy.md)."""
         org_id = self.org_id(principal)
-        rows = self.store.query(
-            OBJECTIVE_FACTS + " WHERE o.objective_id = :objective_id",
-            {"objective_id": objective_id},
-        )
-        facts = facts_from_row(rows[0]) if rows else None
+        facts = replica.objective_facts(self.store.query, objective_id)
         if facts is None or facts.org_id != org_id or not self.can_see(principal, facts):
             raise NotFound(f"objective {objective_id} not found", field="objective_id")
         return facts
@@ -71,7 +66,7 @@ class Reads:
         """Objectives the caller follows (and may still see), with progress and confidence."""
         org_id = self.org_id(principal)
         rows = self.store.query(
-            OBJECTIVE_FACTS.replace("SELECT ", "SELECT f.settings, f.since, o.cycle_id, ", 1)
+            OBJECTIVE_FACTS.replace("SELECT ", "SELECT f.settings, f.since, ", 1)
             + """ JOIN follows f ON f.objective_id = o.objective_id
             WHERE f.org_id = :org_id AND f.follower_id = :member_id AND f.active = 1
             ORDER BY f.since, o.objective_id""",
@@ -88,7 +83,7 @@ class Reads:
                     "objective_id": facts.objective_id,
                     "title": facts.title,
                     "status": facts.status,
-                    "cycle_id": row["cycle_id"],
+                    "cycle_id": facts.cycle_id,
                     "progress": facts.progress,
                     "confidence": facts.confidence,
                     "following_since": row["since"],
@@ -195,172 +190,7 @@ class Reads:
     def operations_report(
         self, principal: Principal, cycle_id: str, as_of: datetime
     ) -> dict[str, Any]:
-        org_id = self.org_id(principal)
-        cycles = self.store.query(
-            "SELECT * FROM cycles WHERE cycle_id = :cycle_id AND org_id = :org_id",
-            {"cycle_id": cycle_id, "org_id": org_id},
-        )
-        if not cycles:
-            raise NotFound(f"cycle {cycle_id} not found", field="cycle_id")
-        cycle = cycles[0]
-        expected = expected_progress(
-            date.fromisoformat(cycle["start_date"]), date.fromisoformat(cycle["end_date"]), as_of
-        )
-        thresholds = self.store.query(
-            "SELECT threshold FROM orgs WHERE org_id = :org_id", {"org_id": org_id}
-        )
-        threshold = thresholds[0]["threshold"] if thresholds else 0.7
-        objectives = {
-            row["objective_id"]: row
-            for row in self.store.query(
-                OBJECTIVE_FACTS.replace(
-                    "SELECT ", "SELECT o.level, o.owner_id, o.weight, o.cycle_id, ", 1
-                )
-                + " WHERE o.cycle_id = :cycle_id",
-                {"cycle_id": cycle_id},
-            )
-        }
-        directory = self.directory(org_id)
-        visible = {
-            oid: row
-            for oid, row in objectives.items()
-            if self.can_see(principal, facts_from_row(row), directory)
-        }
-        latest = self._latest_points(cycle_id, utc_text(as_of))
-        departments = {
-            row["department_id"]: row["name"]
-            for row in self.store.query(
-                "SELECT department_id, name FROM departments WHERE org_id = :org_id",
-                {"org_id": org_id},
-            )
-        }
-        kr_titles = {
-            (row["objective_id"], row["kr_id"]): row
-            for row in self.store.query(
-                """SELECT k.objective_id, k.kr_id, k.title, k.unit, k.unit_label, k.start_value,
-                    k.weight FROM key_results k JOIN objectives o
-                    ON o.objective_id = k.objective_id WHERE o.cycle_id = :cycle_id""",
-                {"cycle_id": cycle_id},
-            )
-        }
-        report_objectives = []
-        for oid, row in sorted(visible.items(), key=lambda item: item[1]["title"]):
-            points = latest.get(oid)
-            if not points:
-                continue  # nothing about it had happened yet on that date
-            objective_point = points.get("")
-            krs = []
-            for kr_id, point in sorted(points.items()):
-                if not kr_id or point["source"] == "kr_removed":
-                    continue
-                kr = kr_titles.get((oid, kr_id))
-                krs.append(
-                    _gap(
-                        {
-                            "kr_id": kr_id,
-                            "title": kr["title"] if kr else kr_id,
-                            "unit": kr["unit"] if kr else None,
-                            "unit_label": kr["unit_label"] if kr else None,
-                            "start": kr["start_value"] if kr else None,
-                            "target": point["target"],
-                            "actual": point["value_after"],
-                            "progress": point["progress_after"],
-                            "weight": kr["weight"] if kr else None,
-                        },
-                        expected,
-                        threshold,
-                    )
-                )
-            progress = (
-                objective_point["progress_after"]
-                if objective_point
-                else weighted_progress((k["weight"] or 1.0, k["progress"]) for k in krs)
-            )
-            department_id = row["department_id"] or _member_department(directory, row)
-            report_objectives.append(
-                _gap(
-                    {
-                        "objective_id": oid,
-                        "title": row["title"],
-                        "level": row["level"],
-                        "owner_id": row["owner_id"],
-                        "department_id": department_id,
-                        "status": row["status"],
-                        "weight": row["weight"],
-                        "target": 1.0,
-                        "progress": progress,
-                        "key_results": krs,
-                    },
-                    expected,
-                    threshold,
-                )
-            )
-        return {
-            "cycle_id": cycle_id,
-            "cycle_name": cycle["name"],
-            "as_of": as_of.isoformat(),
-            "expected_progress": expected,
-            "threshold": threshold,
-            "departments": _departments(report_objectives, departments, expected, threshold),
-            "objectives": report_objectives,
-        }
-
-    def _latest_points(self, cycle_id: str, as_of: str) -> dict[str, dict[str, Any]]:
-        """objective id -> kr id ('' = the objective) -> its last history point by as_of."""
-        rows = self.store.query(
-            """SELECT h.* FROM progress_history h
-            JOIN objectives o ON o.objective_id = h.objective_id
-            WHERE o.cycle_id = :cycle_id AND h.at <= :as_of
-            ORDER BY h.objective_id, h.kr_id, h.version""",
-            {"cycle_id": cycle_id, "as_of": as_of},
-        )
-        latest: dict[str, dict[str, Any]] = {}
-        for row in rows:
-            latest.setdefault(row["objective_id"], {})[row["kr_id"]] = dict(row)
-        return latest
-
-
-def _member_department(directory: Directory, row: Any) -> str | None:
-    member = directory.members.get(row["owner_id"])
-    return member.department_id if member else None
-
-
-def _gap(item: dict[str, Any], expected: float, threshold: float) -> dict[str, Any]:
-    """Expected vs actual progress: gap < 0 is behind pace; `behind` uses the threshold."""
-    progress = item["progress"]
-    return {
-        **item,
-        "expected_progress": expected,
-        "gap": round(progress - expected, 6),
-        "behind": is_behind(progress, expected, threshold),
-    }
-
-
-def _departments(
-    objectives: Iterable[dict[str, Any]],
-    names: dict[str, str],
-    expected: float,
-    threshold: float,
-) -> list[dict[str, Any]]:
-    grouped: dict[str | None, list[dict[str, Any]]] = {}
-    for objective in objectives:
-        grouped.setdefault(objective["department_id"], []).append(objective)
-    result = []
-    for department_id, members in sorted(grouped.items(), key=lambda item: str(item[0])):
-        progress = weighted_progress((o["weight"], o["progress"]) for o in members)
-        result.append(
-            _gap(
-                {
-                    "department_id": department_id,
-                    "name": names.get(department_id or ""),
-                    "objectives": len(members),
-                    "progress": progress,
-                },
-                expected,
-                threshold,
-            )
-        )
-    return result
+        return operations_report(self, principal, cycle_id, as_of)
 
 
 def notification(row: Any) -> dict[str, Any]:

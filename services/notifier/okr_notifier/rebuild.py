@@ -1,7 +1,8 @@
 """`okr-notifier rebuild`: drop the projections and replay every topic from offset 0.
 
-The projections (schema.PROJECTION_TABLES) are derived from events only, so they can always
-be rebuilt: after a bug fix in a projection, or to check that the live state is what the
+The projections (schema.PROJECTION_TABLES: the replica of goals' facts, okr_platform.replica,
+and the notifier's progress history and follows) are derived from events only, so they can
+always be rebuilt: after a bug fix in a projection, or to check that the live state is what the
 history says (the e2e test compares them). The rules stay silent during a rebuild: replaying
 history must not tell anyone again, and the notifications themselves are kept.
 
@@ -14,9 +15,10 @@ p % workers == k of every topic (a *share* of okr_events.replay), each with its 
 connection, into the same schema. The notifier's own follow events are replayed first, in the
 calling process. Why the shares can be applied independently, in any interleaving:
 
-* every applier of projection.NotifierProjection reads and writes only rows of the event's
-  own aggregate (an organisation's directory and settings, a cycle, an objective with its key
-  results and progress history, a follow);
+* every applier of projection.NotifierProjection (the replica's, whose invariant heads
+  okr_platform/replica/__init__.py, and the notifier's own) reads and writes only rows of the
+  event's own aggregate (an organisation's directory and settings, a cycle, an objective with
+  its key results and progress history, a follow);
 * an aggregate's id is its events' Kafka key, so all its events are in one partition, in
   order, and so in one worker;
 * the rules, the only code that reads across aggregates (an objective's cycle, organisation,
@@ -109,7 +111,8 @@ def drop_projections(store: ConsumerStore) -> None:
     stays: without it the next store opened on the schema (a rebuild's worker, the restarted
     notifier) "migrates" the table, renaming it to ``bkup1_...``, which fails the second time
     and races between workers."""
-    table = store.tracking_table_name  # type: ignore[attr-defined]
+    # PostgreSQL's recorder names its tracking table; SQLite's is always "tracking".
+    table = getattr(store, "tracking_table_name", "tracking")
     marker = getattr(store, "table_migration_identifier", "__migration__")
     with store.transaction() as tx:
         for statement in schema.drop_projections():

@@ -21,9 +21,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from okr_events.consuming import ConsumerStore
 from okr_events.notifier import ReminderSettings
 from okr_platform.clock import Clock, utc_text
+from okr_platform.replica.reads import OBJECTIVE_FACTS, facts_from_row, load_directory
 
 from .domain import rules
-from .projection import OBJECTIVE_FACTS, facts_from_row, load_directory, store_notices
+from .notices import store_notices
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class DailyChecks:
             changes = rules.daily_changes(facts, settings, now)
             if not changes:
                 return 0
-            directory = load_directory(tx, facts.org_id)
+            directory = load_directory(tx.execute, facts.org_id)
             made = 0
             for change in changes:
                 notices = rules.notices_for(

@@ -1,5 +1,8 @@
 """The notifier's tables: its projections of other contexts' events, and its own records.
 
+The replica of goals' facts brings its own tables (okr_platform/replica/schema.py); the
+notifier adds progress history and follows, then its own records.
+
 Projections (`PROJECTION_TABLES`) are derived from events only: `okr-notifier rebuild`
 drops them and replays every topic. Notifications, daily-check marks, webhooks and
 deliveries are the notifier's own records (a rebuild keeps them: replaying history must
@@ -10,48 +13,15 @@ from __future__ import annotations
 
 from typing import Literal
 
+from okr_platform.replica import schema as replica_schema
+
 Dialect = Literal["sqlite", "postgres"]
 
-PROJECTION_TABLES = (
-    "orgs",
-    "departments",
-    "members",
-    "cycles",
-    "objectives",
-    "key_results",
-    "progress_history",
-    "follows",
-)
+#: Derived from events only: the replica of goals' facts (okr_platform.replica: orgs,
+#: departments, members, cycles, objectives, key_results) and the notifier's own projections.
+PROJECTION_TABLES = (*replica_schema.REPLICA_TABLES, "progress_history", "follows")
 
 _PROJECTIONS = (
-    """CREATE TABLE IF NOT EXISTS orgs (
-        org_id TEXT PRIMARY KEY, slug TEXT NOT NULL, name TEXT NOT NULL,
-        threshold DOUBLE PRECISION NOT NULL DEFAULT 0.7)""",
-    "CREATE INDEX IF NOT EXISTS orgs_slug ON orgs (slug)",
-    """CREATE TABLE IF NOT EXISTS departments (
-        org_id TEXT NOT NULL, department_id TEXT NOT NULL, name TEXT NOT NULL,
-        parent_id TEXT, PRIMARY KEY (org_id, department_id))""",
-    """CREATE TABLE IF NOT EXISTS members (
-        org_id TEXT NOT NULL, member_id TEXT NOT NULL, name TEXT NOT NULL,
-        department_id TEXT, manager_id TEXT, time_zone TEXT NOT NULL, roles TEXT NOT NULL,
-        active INTEGER NOT NULL, PRIMARY KEY (org_id, member_id))""",
-    """CREATE TABLE IF NOT EXISTS cycles (
-        cycle_id TEXT PRIMARY KEY, org_id TEXT NOT NULL, name TEXT NOT NULL,
-        start_date TEXT NOT NULL, end_date TEXT NOT NULL, status TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS objectives (
-        objective_id TEXT PRIMARY KEY, org_id TEXT NOT NULL, cycle_id TEXT NOT NULL,
-        title TEXT NOT NULL, level TEXT NOT NULL, owner_type TEXT NOT NULL,
-        owner_id TEXT NOT NULL, owner_ids TEXT NOT NULL, department_id TEXT,
-        visibility TEXT NOT NULL, weight DOUBLE PRECISION NOT NULL, status TEXT NOT NULL,
-        progress DOUBLE PRECISION NOT NULL, updated_at TEXT NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS objectives_cycle ON objectives (cycle_id)",
-    """CREATE TABLE IF NOT EXISTS key_results (
-        objective_id TEXT NOT NULL, kr_id TEXT NOT NULL, title TEXT NOT NULL,
-        kind TEXT NOT NULL, unit TEXT NOT NULL, unit_label TEXT,
-        start_value DOUBLE PRECISION NOT NULL, target DOUBLE PRECISION NOT NULL,
-        current_value DOUBLE PRECISION NOT NULL, progress DOUBLE PRECISION NOT NULL,
-        confidence INTEGER, risk TEXT NOT NULL, weight DOUBLE PRECISION NOT NULL,
-        active INTEGER NOT NULL, PRIMARY KEY (objective_id, kr_id))""",
     # One row per change of a KR's or an objective's progress (kr_id '' = the objective).
     """CREATE TABLE IF NOT EXISTS progress_history (
         objective_id TEXT NOT NULL, kr_id TEXT NOT NULL, version INTEGER NOT NULL,
@@ -97,7 +67,7 @@ def _own(dialect: Dialect) -> tuple[str, ...]:
 def statements(dialect: Dialect) -> tuple[str, ...]:
     from .webhooks.tables import WEBHOOK_STATEMENTS  # the webhooks package owns its tables
 
-    return (*_PROJECTIONS, *_own(dialect), *WEBHOOK_STATEMENTS)
+    return (*replica_schema.statements(), *_PROJECTIONS, *_own(dialect), *WEBHOOK_STATEMENTS)
 
 
 def drop_projections() -> list[str]:

@@ -1,10 +1,10 @@
 """The reminder rules (docs/domain.md#following): which fact becomes which work notification,
 for whom.
 
-Pure functions. The projection gathers the facts (the objective as the notifier knows it,
-its followers, the directory) and stores what these return; the database's unique
-`dedupe_key` is what makes "nobody is told twice about the same fact" hold under
-redelivery and with several notifier replicas."""
+Pure functions. The reminders (reminders.py) gather the facts (the objective as the replica
+of goals' facts knows it, its followers, the directory) and store what these return; the
+database's unique `dedupe_key` is what makes "nobody is told twice about the same fact" hold
+under redelivery and with several notifier replicas."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from okr_events.notifier import ReminderSettings
 from okr_events.vocabulary import OPEN_UNSCORED_STATUSES
 from okr_platform.access import can_see, member_caller
 from okr_platform.directory import OrgDirectory
-from okr_platform.progress import expected_progress, is_behind
+from okr_platform.progress import is_behind
+from okr_platform.replica import ObjectiveFacts  # goals' facts, as the replica keeps them
 
 OBJECTIVE_CHANGED = "objective_changed"
 PROGRESS_UPDATED = "progress_updated"
@@ -31,37 +32,6 @@ RULES = (
     CONFIDENCE_WARNING,
     KEY_TASK_CREATED,
 )
-
-
-@dataclass(frozen=True)
-class ObjectiveFacts:
-    """What the rules need to know about one objective."""
-
-    objective_id: str
-    org_id: str
-    title: str
-    status: str
-    visibility: str
-    owner_ids: tuple[str, ...]
-    department_id: str | None
-    progress: float
-    confidence: int | None  # the lowest of its KRs' confidence; None when never rated
-    cycle_start: date | None = None
-    cycle_end: date | None = None
-    threshold: float = 0.7  # the organisation's progress-warning threshold
-
-    @property
-    def link(self) -> str:
-        return f"/objectives/{self.objective_id}"
-
-    def expected(self, now: datetime) -> float | None:
-        if self.cycle_start is None or self.cycle_end is None:
-            return None
-        return expected_progress(self.cycle_start, self.cycle_end, now)
-
-    def behind(self, now: datetime) -> bool:
-        expected = self.expected(now)
-        return expected is not None and is_behind(self.progress, expected, self.threshold)
 
 
 @dataclass(frozen=True)
