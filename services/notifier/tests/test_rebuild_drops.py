@@ -4,6 +4,8 @@ that follows rebuilds it from offset 0."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from okr_events.consumer_store import open_consumer_store
 from okr_events.consuming import ConsumerStore
@@ -26,8 +28,29 @@ def test_the_drop_takes_the_replicas_tables_and_the_replay_fills_them_again(
         store.datastore.close()  # type: ignore[attr-defined]
 
 
-def _drop_and_replay(store: ConsumerStore, schema_name: str) -> None:
-    projection = NotifierProjection("postgres", rules_enabled=False)
+def test_the_drop_works_on_sqlite_too(tmp_path: Path) -> None:
+    store = open_consumer_store("drop", sqlite_path=str(tmp_path / "notifier.sqlite3"))
+    try:
+        _drop_and_replay(store, None)
+    finally:
+        store.datastore.close()  # type: ignore[attr-defined]
+
+
+def _tables(store: ConsumerStore, schema_name: str | None) -> set[str]:
+    if schema_name is None:  # SQLite
+        rows = store.query("SELECT name AS table_name FROM sqlite_master WHERE type = 'table'")
+    else:
+        rows = store.query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = :schema",
+            {"schema": schema_name},
+        )
+    return {row["table_name"] for row in rows}
+
+
+def _drop_and_replay(store: ConsumerStore, schema_name: str | None) -> None:
+    projection = NotifierProjection(
+        "sqlite" if schema_name is None else "postgres", rules_enabled=False
+    )
     store.setup(projection.create_statements)
     events = inbound(MixedHistory(seed=1, objectives=2, steps=20).contracts())
     assert store.apply_batch(events, projection.handle_batch) == len(events)
@@ -35,13 +58,7 @@ def _drop_and_replay(store: ConsumerStore, schema_name: str) -> None:
     assert counts["objectives"] == 2 and counts["key_results"] >= 2
 
     drop_projections(store)
-    tables = {
-        row["table_name"]
-        for row in store.query(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = :schema",
-            {"schema": schema_name},
-        )
-    }
+    tables = _tables(store, schema_name)
     assert "consumer_applied_versions" in tables
     assert not tables & set(schema.PROJECTION_TABLES)
     assert store.query("SELECT * FROM consumer_applied_versions") == []
