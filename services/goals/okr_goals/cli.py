@@ -12,10 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from okr_events.outages import is_outage, one_line, settings_problem, what_failed
-from okr_platform.errors import DomainError
-from okr_platform.settings import InsecureConfiguration
-from pydantic import ValidationError
+from okr_events.vocabulary import ROLES
+from okr_platform.cli import CommandFailed, run_command, settings_from_environment
 
 from .auth import mint_development_token
 from .settings import GoalsSettings
@@ -34,31 +32,16 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         dest="roles",
-        choices=["employee", "supervisor", "admin"],
+        choices=ROLES,
     )
     demo = commands.add_parser("demo", help="load the seed's organisation and board")
     demo.add_argument("--org", default="demo")
     args = parser.parse_args(argv)
-    tool = f"okr {args.command}"
-    try:
-        return run(args)
-    except ValidationError as error:
-        print(f"{tool}: {settings_problem(error, GoalsSettings)}", file=sys.stderr)
-    except (CommandFailed, InsecureConfiguration, DomainError) as error:
-        print(f"{tool}: {error}", file=sys.stderr)
-    except Exception as error:
-        if not is_outage(error):
-            raise  # a bug: its traceback
-        print(f"{tool}: {what_failed(error)} unavailable: {one_line(error)}", file=sys.stderr)
-    return 1
-
-
-class CommandFailed(RuntimeError):
-    """A command could not do its work for a reason its message explains."""
+    return run_command(f"okr {args.command}", lambda: run(args))
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = GoalsSettings()
+    settings = settings_from_environment(GoalsSettings)
     if args.command == "token":
         print(mint_development_token(settings, args.member, args.org, args.roles))
         return 0

@@ -15,14 +15,12 @@ import argparse
 import logging
 import sys
 from datetime import datetime
-from typing import Any
 
 import psycopg
 from okr_events.kafka import KafkaSettings
-from okr_events.outages import is_outage, one_line, settings_problem, what_failed
+from okr_events.outages import one_line
+from okr_platform.cli import CommandFailed, run_command, settings_from_environment
 from okr_platform.clock import FakeClock, SystemClock
-from pydantic import ValidationError
-from pydantic_settings import BaseSettings
 from tqdm import tqdm
 
 from .application import FollowsApplication
@@ -33,10 +31,6 @@ from .settings import NotifierSettings
 
 #: Seconds a command waits for PostgreSQL or Kafka to answer before it gives up.
 CONNECT_TIMEOUT = 5
-
-
-class CommandFailed(RuntimeError):
-    """A command could not do its work for a reason its message explains."""
 
 
 def _check_database(settings: NotifierSettings) -> None:
@@ -68,8 +62,8 @@ def _check_kafka(kafka: KafkaSettings) -> None:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    settings = _settings(NotifierSettings)
-    kafka = _settings(KafkaSettings)
+    settings = settings_from_environment(NotifierSettings)
+    kafka = settings_from_environment(KafkaSettings)
     _check_database(settings)
     _check_kafka(kafka)
     if not args.force:
@@ -101,7 +95,7 @@ def _rebuild(args: argparse.Namespace) -> int:
 
 
 def _daily_checks(args: argparse.Namespace) -> int:
-    settings = _settings(NotifierSettings)
+    settings = settings_from_environment(NotifierSettings)
     _check_database(settings)
     store = open_store(settings)
     clock = FakeClock(datetime.fromisoformat(args.at)) if args.at else SystemClock()
@@ -145,24 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     checks.add_argument("--at", help="as if it were this moment (ISO-8601 with offset)")
     checks.set_defaults(run=_daily_checks)
     args = parser.parse_args(argv)
-    tool = f"okr-notifier {args.command}"
-    try:
-        return int(args.run(args))
-    except CommandFailed as error:
-        print(f"{tool}: {error}", file=sys.stderr)
-    except Exception as error:
-        if not is_outage(error):
-            raise  # a bug: its traceback
-        print(f"{tool}: {what_failed(error)} unavailable: {one_line(error)}", file=sys.stderr)
-    return 1
-
-
-def _settings(settings: type[BaseSettings]) -> Any:
-    """The settings from the environment; a bad one is a CommandFailed naming the variable."""
-    try:
-        return settings()
-    except ValidationError as error:
-        raise CommandFailed(settings_problem(error, settings)) from None
+    return run_command(f"okr-notifier {args.command}", lambda: int(args.run(args)))
 
 
 if __name__ == "__main__":
