@@ -67,7 +67,11 @@ def streams(store: ConsumerStore) -> dict[str, tuple[int, int, str]]:
 
 def produce(bootstrap: str, topic: str, pairs: Iterable[tuple[uuid.UUID, int]]) -> int:
     """Publish events as the relay does (key = aggregate id); how many."""
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    # Idempotent, as the relay's: a retried send on a loaded machine must not duplicate an
+    # event, or the tests' counts of what was applied would be off by the duplicates.
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True}
+    )
     n = 0
     for aggregate_id, version in pairs:
         message = encode(contract(aggregate_id, version), topic=topic, source=GOALS_SOURCE)
