@@ -1,8 +1,9 @@
 """HTTP API of the notifier (FastAPI): follows, inbox, live stream, history, report, admin.
 
-Each route authenticates, then calls one use case of NotifierService or one query of Reads."""
+Each route takes the caller (`me`, the kit's caller_dependency), then calls one use case of
+NotifierService or one query of Reads."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI must see the closure-local `Me` type.
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
@@ -12,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from okr_events.notifier import ReminderSettings
+from okr_platform.auth import caller_dependency
 from okr_platform.clock import FakeClock
 from okr_platform.errors import Forbidden, InvalidInput
 from okr_platform.openapi import MAX_ROW_ID, problem_responses
@@ -22,7 +24,6 @@ from .domain.messages import language, render
 from .queries import as_of_moment
 from .service import NotifierService
 
-Authorization = Annotated[str | None, Header()]
 # Notification ids and cursors: a larger integer than a store holds is a 422, not an overflow.
 NotificationId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 Cursor = Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)]
@@ -103,15 +104,15 @@ def last_event_id_of(header: str | None) -> int | None:
 def build_router(get_service: Callable[[], NotifierService]) -> APIRouter:
     router = APIRouter(responses=problem_responses(401))  # every route authenticates
 
-    def caller(authorization: str | None) -> tuple[NotifierService, Principal]:
-        service = get_service()
-        return service, service.principal(authorization)
+    Me = Annotated[Principal, Depends(caller_dependency(get_service))]
 
-    def subscriber(authorization: Authorization = None) -> Subscriber:
+    def subscriber(me: Me) -> Subscriber:
         """A dependency, so a missing or forged token is a 401 problem before the stream's
         200 is sent (an endpoint's generator runs only once the response has started)."""
-        service, principal = caller(authorization)
-        return Subscriber(service, principal, service.org_id(principal))
+        service = get_service()
+        return Subscriber(service, me, service.org_id(me))
+
+    Listener = Annotated[Subscriber, Depends(subscriber)]
 
     def rendered(item: dict[str, Any], lang: str) -> Notification:
         return Notification(**item, text=render(item["message_key"], item["params"], lang))
@@ -124,12 +125,10 @@ def build_router(get_service: Callable[[], NotifierService]) -> APIRouter:
         response_model=FollowedObjective,
         responses=IN_ORG_INVALID,
     )
-    def follow(
-        objective_id: str, authorization: Authorization = None, body: SettingsChange | None = None
-    ) -> dict[str, Any]:
+    def follow(objective_id: str, me: Me, body: SettingsChange | None = None) -> dict[str, Any]:
         """Follow an objective you can see (idempotent); optional reminder settings."""
-        service, principal = caller(authorization)
-        return service.follow(principal, objective_id, body.changes() if body else None)
+        service = get_service()
+        return service.follow(me, objective_id, body.changes() if body else None)
 
     @router.patch(
         "/objectives/{objective_id}/follow",
@@ -137,28 +136,26 @@ def build_router(get_service: Callable[[], NotifierService]) -> APIRouter:
         response_model=FollowedObjective,
         responses=IN_ORG_INVALID,
     )
-    def change_follow(
-        objective_id: str, body: SettingsChange, authorization: Authorization = None
-    ) -> dict[str, Any]:
+    def change_follow(objective_id: str, body: SettingsChange, me: Me) -> dict[str, Any]:
         """Change the reminders you get about an objective you follow."""
-        service, principal = caller(authorization)
-        return service.change_follow(principal, objective_id, body.changes())
+        service = get_service()
+        return service.change_follow(me, objective_id, body.changes())
 
     @router.delete(
         "/objectives/{objective_id}/follow", tags=["follows"], status_code=204, responses=IN_ORG
     )
-    def unfollow(objective_id: str, authorization: Authorization = None) -> None:
+    def unfollow(objective_id: str, me: Me) -> None:
         """Stop following (idempotent)."""
-        service, principal = caller(authorization)
-        service.unfollow(principal, objective_id)
+        service = get_service()
+        service.unfollow(me, objective_id)
 
     @router.get(
         "/follows", tags=["follows"], response_model=list[FollowedObjective], responses=IN_ORG
     )
-    def followed(authorization: Authorization = None) -> list[dict[str, Any]]:
+    def followed(me: Me) -> list[dict[str, Any]]:
         """Objectives I follow, with their progress and confidence."""
-        service, principal = caller(authorization)
-        return service.reads.followed(principal)
+        service = get_service()
+        return service.reads.followed(me)
 
     # ---- inbox -------------------------------------------------------------------------------
 
@@ -167,50 +164,44 @@ def build_router(get_service: Callable[[], NotifierService]) -> APIRouter:
     )
     def inbox(
         request: Request,
-        authorization: Authorization = None,
+        me: Me,
         unread: bool = False,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
         before: Cursor = None,
     ) -> InboxPage:
         """My work notifications, newest first; `unread=true` for unread ones only."""
-        service, principal = caller(authorization)
-        org_id = service.org_id(principal)
+        service = get_service()
+        org_id = service.org_id(me)
         items, next_before = service.reads.inbox(
-            org_id, principal.member_id, unread_only=unread, limit=limit, before=before
+            org_id, me.member_id, unread_only=unread, limit=limit, before=before
         )
         lang = language(request.headers.get("accept-language"))
         return InboxPage(
             items=[rendered(item, lang) for item in items],
             next_before=next_before,
-            unread=service.reads.unread_count(org_id, principal.member_id),
+            unread=service.reads.unread_count(org_id, me.member_id),
         )
 
     @router.get("/notifications/unread-count", tags=["inbox"], responses=IN_ORG)
-    def unread_count(authorization: Authorization = None) -> dict[str, int]:
-        service, principal = caller(authorization)
-        org_id = service.org_id(principal)
-        return {"unread": service.reads.unread_count(org_id, principal.member_id)}
+    def unread_count(me: Me) -> dict[str, int]:
+        service = get_service()
+        org_id = service.org_id(me)
+        return {"unread": service.reads.unread_count(org_id, me.member_id)}
 
     @router.post("/notifications/{notification_id}/read", tags=["inbox"], responses=IN_ORG_INVALID)
-    def mark_read(
-        notification_id: NotificationId, request: Request, authorization: Authorization = None
-    ) -> Notification:
-        service, principal = caller(authorization)
-        org_id = service.org_id(principal)
-        item = service.reads.mark_read(
-            org_id, principal.member_id, notification_id, service.clock.now()
-        )
+    def mark_read(notification_id: NotificationId, request: Request, me: Me) -> Notification:
+        service = get_service()
+        org_id = service.org_id(me)
+        item = service.reads.mark_read(org_id, me.member_id, notification_id, service.clock.now())
         return rendered(item, language(request.headers.get("accept-language")))
 
     @router.post("/notifications/read-all", tags=["inbox"], responses=IN_ORG_INVALID)
-    def mark_all_read(authorization: Authorization = None, up_to: Cursor = None) -> dict[str, int]:
+    def mark_all_read(me: Me, up_to: Cursor = None) -> dict[str, int]:
         """Mark all read (up to the id `up_to`, so what arrived meanwhile stays unread)."""
-        service, principal = caller(authorization)
-        org_id = service.org_id(principal)
-        marked = service.reads.mark_all_read(
-            org_id, principal.member_id, service.clock.now(), up_to
-        )
-        return {"marked": marked, "unread": service.reads.unread_count(org_id, principal.member_id)}
+        service = get_service()
+        org_id = service.org_id(me)
+        marked = service.reads.mark_all_read(org_id, me.member_id, service.clock.now(), up_to)
+        return {"marked": marked, "unread": service.reads.unread_count(org_id, me.member_id)}
 
     @router.get(
         "/notifications/stream",
@@ -220,15 +211,14 @@ def build_router(get_service: Callable[[], NotifierService]) -> APIRouter:
     )
     async def stream(
         request: Request,
+        listener: Listener,
         last_event_id: Annotated[str | None, Header()] = None,
-        # A default, not Annotated: these annotations are strings and `subscriber` is local.
-        me: Subscriber = Depends(subscriber),
     ) -> AsyncIterator[ServerSentEvent]:
         """New notifications as server-sent events (`event: notification`, id = its id).
 
         Reconnecting with Last-Event-ID resumes after it; without it, only new ones come. The
         caller is authenticated before the stream opens (401 problem otherwise)."""
-        service, principal, org_id = me.service, me.principal, me.org_id
+        service, principal, org_id = listener.service, listener.principal, listener.org_id
         lang = language(request.headers.get("accept-language"))
         after = last_event_id_of(last_event_id)
         if after is None:
@@ -256,14 +246,14 @@ def build_router(get_service: Callable[[], NotifierService]) -> APIRouter:
     @router.get("/objectives/{objective_id}/progress-history", tags=["reports"], responses=IN_ORG)
     def progress_history(
         objective_id: str,
-        authorization: Authorization = None,
+        me: Me,
         kr_id: Annotated[
             str | None, Query(description="One KR's series; `objective` for the objective's.")
         ] = None,
     ) -> dict[str, Any]:
         """Each check-in and change of progress, with values before and after, actor, source."""
-        service, principal = caller(authorization)
-        facts = service.reads.visible_objective(principal, objective_id)
+        service = get_service()
+        facts = service.reads.visible_objective(me, objective_id)
         return {
             "objective_id": objective_id,
             "title": facts.title,
@@ -273,34 +263,34 @@ def build_router(get_service: Callable[[], NotifierService]) -> APIRouter:
     @router.get("/reports/operations", tags=["reports"], responses=IN_ORG_INVALID)
     def operations_report(
         cycle_id: str,
-        authorization: Authorization = None,
+        me: Me,
         as_of: Annotated[
             str | None, Query(description="A date (end of that day, UTC) or an aware timestamp.")
         ] = None,
     ) -> dict[str, Any]:
         """Per KR, objective and department: target vs actual, expected vs actual (the gap)."""
-        service, principal = caller(authorization)
+        service = get_service()
         try:
             moment = as_of_moment(as_of) if as_of else service.clock.now()
         except ValueError as error:
             raise InvalidInput(f"as_of: {error}", field="as_of") from None
-        return service.reads.operations_report(principal, cycle_id, moment)
+        return service.reads.operations_report(me, cycle_id, moment)
 
     # ---- development: the clock and the daily checks -----------------------------------------
 
     @router.get("/admin/clock", tags=["admin"])
-    def get_clock(authorization: Authorization = None) -> dict[str, Any]:
-        service, _ = caller(authorization)
+    def get_clock(me: Me) -> dict[str, Any]:
+        service = get_service()
         return {
             "now": service.clock.now().isoformat(),
             "fake": isinstance(service.clock, FakeClock),
         }
 
     @router.put("/admin/clock", tags=["admin"], responses=problem_responses(403, 422))
-    def set_clock(body: ClockSetting, authorization: Authorization = None) -> dict[str, Any]:
+    def set_clock(body: ClockSetting, me: Me) -> dict[str, Any]:
         """Travel in time (NOTIFIER_FAKE_CLOCK=true only): the next daily checks use it."""
-        service, principal = caller(authorization)
-        if "admin" not in principal.roles:
+        service = get_service()
+        if "admin" not in me.roles:
             raise Forbidden("only admins set the clock")
         if not isinstance(service.clock, FakeClock):
             raise Forbidden("the clock is the system's; start with NOTIFIER_FAKE_CLOCK=true")
@@ -308,10 +298,10 @@ def build_router(get_service: Callable[[], NotifierService]) -> APIRouter:
         return {"now": service.clock.now().isoformat(), "fake": True}
 
     @router.post("/admin/daily-checks/run", tags=["admin"], responses=problem_responses(403))
-    def run_daily_checks(authorization: Authorization = None) -> dict[str, Any]:
+    def run_daily_checks(me: Me) -> dict[str, Any]:
         """Run the daily checks that are due now (the scheduler does this every tick)."""
-        service, principal = caller(authorization)
-        if "admin" not in principal.roles:
+        service = get_service()
+        if "admin" not in me.roles:
             raise Forbidden("only admins run the daily checks by hand")
         made = service.checks.run_due()
         return {"notifications": made, "now": service.clock.now().isoformat()}

@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
+from okr_platform.auth import caller_dependency
 from okr_platform.clock import utc_text
 from okr_platform.errors import Forbidden, InvalidInput, NotFound
 from okr_platform.openapi import MAX_ROW_ID, problem_responses
@@ -168,7 +169,6 @@ def check_secret(secret: str) -> str:
 
 # ---- routes -------------------------------------------------------------------------------------
 
-Authorization = Annotated[str | None, Header()]
 StatusFilter = Annotated[
     Literal["pending", "delivered", "failed"] | None,
     Query(description="only the deliveries in this status"),
@@ -193,18 +193,18 @@ RETRY = problem_responses(404, 422)
 
 def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter:
     router = APIRouter(tags=["webhooks"], responses=AUTHENTICATED)
+    Me = Annotated[Principal, Depends(caller_dependency(get_service))]
 
-    def owner(authorization: str | None, scope: Scope) -> tuple[WebhookService, str, str]:
+    def owner(me: Principal, scope: Scope) -> tuple[WebhookService, str, str]:
         """The service, the caller's org id and the webhook owner of ``scope``."""
         service = get_service()
-        principal = service.principal(authorization)
-        if scope == "org" and "admin" not in principal.roles:
+        if scope == "org" and "admin" not in me.roles:
             raise Forbidden("only an organisation admin manages the organisation's webhook")
-        org_id = service.org_id(principal)
-        return service, org_id, principal.member_id if scope == "member" else org_id
+        org_id = service.org_id(me)
+        return service, org_id, me.member_id if scope == "member" else org_id
 
-    def put(scope: Scope, body: WebhookIn, authorization: str | None) -> WebhookOut:
-        service, org_id, owner_id = owner(authorization, scope)
+    def put(scope: Scope, body: WebhookIn, me: Principal) -> WebhookOut:
+        service, org_id, owner_id = owner(me, scope)
         url, secret = check_url(body.url), check_secret(body.secret)
         # Last, as it resolves the host (a DNS lookup); a refusal stores nothing.
         check_safe_target(url, bool(service.settings.webhook_allow_private_targets))
@@ -214,8 +214,8 @@ def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter
             save_webhook(service.store, org_id, scope, owner_id, url, secret, at, cipher=cipher)
         )
 
-    def get(scope: Scope, authorization: str | None) -> WebhookOut:
-        service, org_id, owner_id = owner(authorization, scope)
+    def get(scope: Scope, me: Principal) -> WebhookOut:
+        service, org_id, owner_id = owner(me, scope)
         webhook = get_webhook(
             service.store, org_id, scope, owner_id, cipher=secret_cipher(service.settings)
         )
@@ -223,8 +223,8 @@ def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter
             raise NotFound(f"no {scope} webhook is configured", code="webhook_not_found")
         return WebhookOut.of(webhook)
 
-    def delete(scope: Scope, authorization: str | None) -> Response:
-        service, org_id, owner_id = owner(authorization, scope)
+    def delete(scope: Scope, me: Principal) -> Response:
+        service, org_id, owner_id = owner(me, scope)
         at = utc_text(service.clock.now())
         if not delete_webhook(service.store, org_id, scope, owner_id, at):
             raise NotFound(f"no {scope} webhook is configured", code="webhook_not_found")
@@ -232,12 +232,12 @@ def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter
 
     def deliveries(
         scope: Scope,
-        authorization: str | None,
+        me: Principal,
         status: Status | None,
         limit: int,
         after: int | None,
     ) -> DeliveryPage:
-        service, org_id, owner_id = owner(authorization, scope)
+        service, org_id, owner_id = owner(me, scope)
         rows = list_deliveries(
             service.store,
             org_id,
@@ -252,8 +252,8 @@ def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter
             items=items, next_after=items[-1].notification_id if len(items) == limit else None
         )
 
-    def retry(scope: Scope, notification_id: int, authorization: str | None) -> DeliveryOut:
-        service, org_id, owner_id = owner(authorization, scope)
+    def retry(scope: Scope, notification_id: int, me: Principal) -> DeliveryOut:
+        service, org_id, owner_id = owner(me, scope)
         store = service.store
         current = get_delivery(store, org_id, scope, owner_id, notification_id)
         if current is None:
@@ -286,16 +286,16 @@ def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter
     # One pair of routes per scope; written out so OpenAPI shows each with its own summary.
 
     @router.put("/webhooks/me", response_model=WebhookOut, summary="Set my webhook", responses=SET)
-    def put_my_webhook(body: WebhookIn, authorization: Authorization = None) -> WebhookOut:
-        return put("member", body, authorization)
+    def put_my_webhook(body: WebhookIn, me: Me) -> WebhookOut:
+        return put("member", body, me)
 
     @router.get("/webhooks/me", response_model=WebhookOut, summary="My webhook", responses=MINE)
-    def get_my_webhook(authorization: Authorization = None) -> WebhookOut:
-        return get("member", authorization)
+    def get_my_webhook(me: Me) -> WebhookOut:
+        return get("member", me)
 
     @router.delete("/webhooks/me", status_code=204, summary="Remove my webhook", responses=MINE)
-    def delete_my_webhook(authorization: Authorization = None) -> Response:
-        return delete("member", authorization)
+    def delete_my_webhook(me: Me) -> Response:
+        return delete("member", me)
 
     @router.get(
         "/webhooks/me/deliveries",
@@ -304,12 +304,12 @@ def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter
         responses=problem_responses(404, 422),
     )
     def my_deliveries(
-        authorization: Authorization = None,
+        me: Me,
         status: StatusFilter = None,
         limit: Limit = 50,
         after: After = None,
     ) -> DeliveryPage:
-        return deliveries("member", authorization, status, limit, after)
+        return deliveries("member", me, status, limit, after)
 
     @router.post(
         "/webhooks/me/deliveries/{notification_id}/retry",
@@ -317,10 +317,8 @@ def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter
         summary="Queue a failed delivery of my webhook again",
         responses=RETRY,
     )
-    def retry_my_delivery(
-        notification_id: NotificationId, authorization: Authorization = None
-    ) -> DeliveryOut:
-        return retry("member", notification_id, authorization)
+    def retry_my_delivery(notification_id: NotificationId, me: Me) -> DeliveryOut:
+        return retry("member", notification_id, me)
 
     @router.put(
         "/webhooks/org",
@@ -328,8 +326,8 @@ def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter
         summary="Set the organisation's webhook",
         responses=ORGS | SET,
     )
-    def put_org_webhook(body: WebhookIn, authorization: Authorization = None) -> WebhookOut:
-        return put("org", body, authorization)
+    def put_org_webhook(body: WebhookIn, me: Me) -> WebhookOut:
+        return put("org", body, me)
 
     @router.get(
         "/webhooks/org",
@@ -337,8 +335,8 @@ def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter
         summary="The organisation's webhook",
         responses=ORGS,
     )
-    def get_org_webhook(authorization: Authorization = None) -> WebhookOut:
-        return get("org", authorization)
+    def get_org_webhook(me: Me) -> WebhookOut:
+        return get("org", me)
 
     @router.delete(
         "/webhooks/org",
@@ -346,8 +344,8 @@ def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter
         summary="Remove the organisation's webhook",
         responses=ORGS,
     )
-    def delete_org_webhook(authorization: Authorization = None) -> Response:
-        return delete("org", authorization)
+    def delete_org_webhook(me: Me) -> Response:
+        return delete("org", me)
 
     @router.get(
         "/webhooks/org/deliveries",
@@ -356,12 +354,12 @@ def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter
         responses=ORGS | problem_responses(422),
     )
     def org_deliveries(
-        authorization: Authorization = None,
+        me: Me,
         status: StatusFilter = None,
         limit: Limit = 50,
         after: After = None,
     ) -> DeliveryPage:
-        return deliveries("org", authorization, status, limit, after)
+        return deliveries("org", me, status, limit, after)
 
     @router.post(
         "/webhooks/org/deliveries/{notification_id}/retry",
@@ -369,9 +367,7 @@ def build_webhook_router(get_service: Callable[[], WebhookService]) -> APIRouter
         summary="Queue a failed delivery of the organisation's webhook again",
         responses=ORGS | RETRY,
     )
-    def retry_org_delivery(
-        notification_id: NotificationId, authorization: Authorization = None
-    ) -> DeliveryOut:
-        return retry("org", notification_id, authorization)
+    def retry_org_delivery(notification_id: NotificationId, me: Me) -> DeliveryOut:
+        return retry("org", notification_id, me)
 
     return router

@@ -1,11 +1,16 @@
 """JWT bearer authentication, as every context of the suite does it (docs/architecture.md#auth):
 claims sub (member id), org, roles.
 
-HS256 with a secret from settings by default; RS256 with a PEM public key or a JWKS URL."""
+HS256 with a secret from settings by default; RS256 with a PEM public key or a JWKS URL.
+Routes take the caller through `caller_dependency` (one style for every context)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Protocol
+
 import jwt
+from fastapi import Header
 
 from .principal import Principal
 from .settings import JWTSettings
@@ -18,6 +23,13 @@ class AuthenticationError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.code = code
+
+
+class Authenticator(Protocol):
+    """What turns an Authorization header into the caller: a TokenVerifier, or a service that
+    delegates to one (a test double may read its own fake tokens)."""
+
+    def principal(self, authorization: str | None) -> Principal: ...
 
 
 class TokenVerifier:
@@ -53,3 +65,20 @@ class TokenVerifier:
         if not isinstance(claims["sub"], str) or not isinstance(claims["org"], str):
             raise AuthenticationError("sub and org must be strings", "invalid_token")
         return Principal(member_id=claims["sub"], org=claims["org"], roles=frozenset(roles))
+
+
+def caller_dependency(
+    get_authenticator: Callable[[], Authenticator],
+) -> Callable[[str | None], Awaitable[Principal]]:
+    """The caller from the bearer token, as a FastAPI dependency: a route takes
+    `me: Annotated[Principal, Depends(caller_dependency(...))]`. The Authorization header shows
+    in OpenAPI as the route's header parameter; a missing, malformed, forged or expired token
+    raises AuthenticationError (the 401 problem) before the route's body runs.
+
+    `get_authenticator` is called per request, so a context's service may be built lazily."""
+
+    async def caller(authorization: Annotated[str | None, Header()] = None) -> Principal:
+        # async: verifying a JWT is quick CPU work; it saves a hop to the thread pool.
+        return get_authenticator().principal(authorization)
+
+    return caller
