@@ -5,11 +5,11 @@ Both the standalone service (main.py) and the suite's composition root start it 
 from __future__ import annotations
 
 import psycopg
+from okr_platform.aggregate import event_clock, install_event_clock
 from okr_platform.auth import TokenVerifier
 from okr_platform.clock import Clock, SystemClock
 
 from .application import GoalsApplication
-from .domain.aggregate import event_clock, install_event_clock
 from .settings import GoalsSettings
 from .views import open_views
 

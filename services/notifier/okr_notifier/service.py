@@ -32,6 +32,7 @@ from okr_events.outages import (
     retry_through_outages,
 )
 from okr_events.relay import ToContract
+from okr_platform.aggregate import event_clock, install_event_clock
 from okr_platform.auth import TokenVerifier
 from okr_platform.clock import Clock, FakeClock, SystemClock
 from okr_platform.errors import NotFound
@@ -73,6 +74,7 @@ class NotifierService:
         self.kafka = kafka or KafkaSettings()
         self.verifier = TokenVerifier(settings)
         self.clock = clock or (FakeClock(ticking=True) if settings.fake_clock else SystemClock())
+        install_event_clock(self.clock)  # the follows' events: "since" is on this clock
         self.dialect: Dialect = "sqlite" if settings.embedded else "postgres"
         self.store = open_store(settings)
         self.reads = Reads(self.store)
@@ -187,6 +189,8 @@ class NotifierService:
         for runner in self.runners:
             runner.close()
         self.follows.close()
+        if event_clock() is self.clock:  # events recorded outside a service: the system clock
+            install_event_clock(SystemClock())
 
     @property
     def ready(self) -> bool:

@@ -7,9 +7,8 @@ from datetime import date
 
 from eventsourcing.domain import event
 from okr_events.vocabulary import CYCLE_KINDS, CYCLE_STATES
+from okr_platform.aggregate import ClockedAggregate
 from okr_platform.errors import IllegalTransition, InvalidInput
-
-from .aggregate import GoalsAggregate
 
 # state -> {target state: event-recording method name}
 _TRANSITIONS = {
@@ -21,7 +20,7 @@ _TRANSITIONS = {
 }
 
 
-class Cycle(GoalsAggregate):
+class Cycle(ClockedAggregate):
     @event("CycleCreated")
     def __init__(
         self,

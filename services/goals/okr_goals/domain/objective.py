@@ -30,10 +30,9 @@ from okr_events.vocabulary import (
     RISKS,
     VISIBILITIES,
 )
+from okr_platform.aggregate import ClockedAggregate
 from okr_platform.errors import Conflict, IllegalTransition, InvalidInput, NotFound
 from okr_platform.progress import metric_progress, weighted_progress
-
-from .aggregate import GoalsAggregate
 
 
 @dataclass
@@ -133,7 +132,7 @@ def _checked_in_value(kr: KeyResult, current: float | None, done: bool | None) -
     return current
 
 
-class Objective(GoalsAggregate):
+class Objective(ClockedAggregate):
     @event("ObjectiveCreated")
     def __init__(
         self,

@@ -15,10 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from eventsourcing.domain import event
 from okr_events.vocabulary import MAX_STARS, ROLES, SCORE_SCALES
+from okr_platform.aggregate import ClockedAggregate
 from okr_platform.directory import department_subtree, manager_chain
 from okr_platform.errors import Conflict, InvalidInput, NotFound
-
-from .aggregate import GoalsAggregate
 
 # What an update may set to None: no department, no manager, no email.
 CLEARABLE_MEMBER_FIELDS = {"department_id", "manager_id", "email"}
@@ -91,7 +90,7 @@ def check_roles(roles: list[str]) -> list[str]:
     return sorted(set(roles)) or ["employee"]
 
 
-class Organisation(GoalsAggregate):
+class Organisation(ClockedAggregate):
     @staticmethod
     def create_id(slug: str, name: str, actor: str) -> uuid.UUID:
         return organisation_id(slug)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 from okr_events.notifier import ReminderSettings
+from okr_platform.aggregate import ClockedAggregate
 from okr_platform.errors import InvalidInput
 from pydantic import ValidationError
 
@@ -31,7 +32,7 @@ def reminder_settings(values: dict[str, Any]) -> ReminderSettings:
         raise InvalidInput(f"{field}: {first['msg']}", field=field) from None
 
 
-class Follow(Aggregate):
+class Follow(ClockedAggregate):  # stamped by the notifier's clock: since = when followed
     @staticmethod
     def create_id(
         org_id: uuid.UUID,

@@ -1,12 +1,13 @@
-"""The goals aggregates' base class: every event they record is stamped by one injectable clock.
+"""The aggregates' base class: every event they record is stamped by one injectable clock.
 
 eventsourcing stamps a new event with `create_timestamp()`, a static method of the event class
 that it calls with no context at all, so the clock cannot be handed to a command or an
-aggregate: it is held here, one per process. GoalsService installs its clock when it is built
-(okr_platform.clock.SystemClock in production, the default; in tests the FakeClock the notifier
-reads too, so "due at the check-in's time" means the same moment to both contexts) and puts the
-system clock back when it closes. A process runs one goals service; a second one built with
-another clock replaces the first's.
+aggregate: it is held here, one per process. Each context's service installs its clock when it
+is built (GoalsService, NotifierService; okr_platform.clock.SystemClock in production, the
+default) and puts the system clock back when it closes. In tests one FakeClock drives every
+context, so "due at the check-in's time" or "followed since" mean the same moment to all of
+them. The contexts of one process share the clock: a service built with another clock
+replaces the clock of those built before.
 
 Thread-safe: the installed clock is one reference, rebound whole (atomic in CPython), and the
 clocks themselves are safe to read from many threads (FakeClock holds a lock)."""
@@ -16,6 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from eventsourcing.domain import Aggregate
+
 from okr_platform.clock import Clock, SystemClock
 
 _event_clock: Clock = SystemClock()
@@ -31,7 +33,7 @@ def event_clock() -> Clock:
     return _event_clock
 
 
-class GoalsAggregate(Aggregate):
+class ClockedAggregate(Aggregate):
     """Aggregate whose events (and created event) take their timestamp from event_clock()."""
 
     class Event(Aggregate.Event):
