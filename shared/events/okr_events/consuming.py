@@ -225,6 +225,8 @@ class EventProcessor(Generic[E]):
                 time.sleep(min(5.0, self.retry_backoff * 2 ** min(waits, 6)))
                 waits += 1
             except Exception as error:
+                if self.stopping():
+                    raise  # interrupted by a stop: the batch stays unapplied, never halved
                 return error
             else:
                 self.unavailable = None
@@ -311,6 +313,10 @@ class EventProcessor(Generic[E]):
                     time.sleep(min(5.0, self.retry_backoff * 2 ** min(attempt, 6)))
                     continue
                 except Exception as error:
+                    if self.stopping():
+                        # A stop interrupted it (its store may be closing): the event stays
+                        # unapplied and is applied after the next start; never dead-lettered.
+                        raise
                     if attempt == self.max_retries:
                         span.record_exception(error)
                         log.error(

@@ -110,6 +110,13 @@ class LogRunner(StoppableRunner, Generic[E]):
                     self._stopped.wait(delay)
                 else:
                     failures = 0
+        except Exception as error:
+            if self._stopped.is_set():  # what a stop interrupted stays unapplied: not an error
+                log.info("%s stopped mid-event (%s)", self.processor.handler.name, error)
+                return
+            self.error = error
+            log.exception("%s stopped", self.processor.handler.name)
+            raise
         except BaseException as error:
             self.error = error
             log.exception("%s stopped", self.processor.handler.name)
