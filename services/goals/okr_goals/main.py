@@ -11,7 +11,6 @@ from fastapi import APIRouter, FastAPI
 from okr_platform.serving import serve_contexts
 
 from .api import build_router
-from .problems import install_problem_handlers
 from .service import GoalsService
 from .settings import GoalsSettings
 
@@ -45,7 +44,7 @@ class GoalsContext:
         return self.service is not None and self.service.ready
 
     def install_problem_handlers(self, app: FastAPI) -> None:
-        install_problem_handlers(app)
+        """Goals raises only the shared errors (okr_platform.problems)."""
 
 
 def create_app(settings: GoalsSettings | None = None) -> FastAPI:

@@ -34,7 +34,7 @@ from okr_events.outages import (
 from okr_events.relay import ToContract
 from okr_platform.auth import TokenVerifier
 from okr_platform.clock import Clock, FakeClock, SystemClock
-from okr_platform.errors import NotFound
+from okr_platform.errors import NotFound, ReadSideBehind
 from okr_platform.principal import Principal
 
 from .application import FollowsApplication
@@ -255,9 +255,9 @@ class NotifierService:
             return
         last = max(r.notification.id for r in recordings)
         if not self.own_events.wait_until_applied(last, timeout):
-            if self.own_events.error is not None:
-                raise RuntimeError("the follows projection stopped") from self.own_events.error
-            raise TimeoutError("the follows projection is behind; try again")
+            if not self.own_events.healthy:
+                raise ReadSideBehind("the follows projection is not running; try again shortly")
+            raise ReadSideBehind("the follows projection is behind; try again shortly")
 
 
 def open_store(settings: NotifierSettings) -> ConsumerStore:

@@ -2,9 +2,10 @@
 detail, field.
 
 `install_problem_handlers` maps what every service shares: unauthenticated, invalid requests,
-unknown routes, the domain errors of `okr_platform.errors` (by `errors.STATUS_OF`) and
-unexpected errors. A context adds a handler only for an error of its own (its
-`install_problem_handlers`). `okr_platform.openapi` documents the body (the Problem schema)."""
+unknown routes, the domain errors of `okr_platform.errors` (by `errors.STATUS_OF`), the read
+side not caught up (`errors.ReadSideBehind`, 503) and unexpected errors. A context adds a
+handler only for an error of its own (its `install_problem_handlers`). `okr_platform.openapi`
+documents the body (the Problem schema)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .auth import AuthenticationError
-from .errors import STATUS_OF, DomainError
+from .errors import STATUS_OF, DomainError, ReadSideBehind
 from .openapi import PROBLEM_JSON, document_problems
 
 __all__ = ["PROBLEM_JSON", "install_domain_error_handler", "install_problem_handlers", "problem"]
@@ -81,6 +82,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     route declares its statuses with `okr_platform.openapi.problem_responses`)."""
     install_domain_error_handler(app, DomainError, STATUS_OF)
     document_problems(app)
+
+    @app.exception_handler(ReadSideBehind)
+    async def read_side_behind(request: Request, error: ReadSideBehind) -> JSONResponse:
+        return problem(503, error.code, str(error))
 
     @app.exception_handler(AuthenticationError)
     async def unauthenticated(request: Request, error: AuthenticationError) -> JSONResponse:
