@@ -190,10 +190,8 @@ class NotifierService:
 
     @property
     def ready(self) -> bool:
-        return all(
-            getattr(runner, "error", None) is None and getattr(runner, "waiting", None) is None
-            for runner in self.runners
-        )
+        """Every consumer follows its log or topics now (not stopped, no outage waited out)."""
+        return all(_following(runner) for runner in self.runners)
 
     # ---- used by the API ---------------------------------------------------------------------
 
@@ -258,6 +256,15 @@ class NotifierService:
             if not self.own_events.healthy:
                 raise ReadSideBehind("the follows projection is not running; try again shortly")
             raise ReadSideBehind("the follows projection is behind; try again shortly")
+
+
+def _following(runner: StoppableRunner) -> bool:
+    """A log runner says it (`healthy`, as goals' views do); the Kafka consumer by having no
+    error and no outage to wait out."""
+    healthy = getattr(runner, "healthy", None)
+    if healthy is not None:
+        return bool(healthy)
+    return getattr(runner, "error", None) is None and getattr(runner, "waiting", None) is None
 
 
 def open_store(settings: NotifierSettings) -> ConsumerStore:

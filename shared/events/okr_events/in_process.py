@@ -88,9 +88,12 @@ class LogRunner(StoppableRunner, Generic[E]):
         self.reconnects = 0
         self._subscription: ApplicationSubscription[Any] | None = None
         self._stopped = threading.Event()
+        #: In run() now (whichever thread runs it: its own, or a supervisor's).
+        self._running = False
 
     def run(self) -> None:
         failures = 0
+        self._running = True
         try:
             while not self._stopped.is_set():
                 try:
@@ -122,6 +125,7 @@ class LogRunner(StoppableRunner, Generic[E]):
             log.exception("%s stopped", self.processor.handler.name)
             raise
         finally:
+            self._running = False
             self.store.wake_waiters()  # waiters stop waiting for a runner that is gone
 
     def _follow(self) -> None:
@@ -158,8 +162,7 @@ class LogRunner(StoppableRunner, Generic[E]):
             self.error is None
             and self.outage is None
             and self.processor.unavailable is None
-            and self._thread is not None
-            and self._thread.is_alive()
+            and (self._running or (self._thread is not None and self._thread.is_alive()))
         )
 
     def caught_up(self) -> bool:
