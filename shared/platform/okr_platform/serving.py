@@ -18,6 +18,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 
 from . import problems
+from .openapi import problem_responses
 
 
 class BoundedContext(Protocol):
@@ -78,7 +79,7 @@ def serve_contexts(title: str, contexts: list[BoundedContext], service_name: str
         """The process is up (liveness)."""
         return {"status": "ok"}
 
-    @app.get("/ready", tags=["operations"], response_model=None)
+    @app.get("/ready", tags=["operations"], response_model=None, responses=problem_responses(503))
     def ready() -> dict[str, object] | JSONResponse:
         """Every context is started and its read side and consumers are running (readiness)."""
         states = {context.name: context.ready for context in contexts}
