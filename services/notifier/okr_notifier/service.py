@@ -188,6 +188,10 @@ class NotifierService:
             runner.close()
         self.follows.close()
 
+    def discard_broken_connections(self) -> None:
+        """Its store's and its follows' pools drop their dead connections."""
+        discard_broken_connections(self.store, self.follows)
+
     @property
     def ready(self) -> bool:
         """Every consumer follows its log or topics now (not stopped, no outage waited out)."""
