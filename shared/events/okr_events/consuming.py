@@ -50,6 +50,7 @@ from .consumer_store import (
     open_consumer_store,
     position_name,
 )
+from .outages import discard_broken_connections, one_line
 
 __all__ = [
     "TRANSIENT",
@@ -220,9 +221,12 @@ class EventProcessor(Generic[E]):
             except TRANSIENT as error:
                 if self.stopping():
                     raise
-                log.warning("%s: database unavailable (%s); retrying", self.handler.name, error)
+                log.warning(
+                    "%s: database unavailable (%s); retrying", self.handler.name, one_line(error)
+                )
                 self.unavailable = error
                 time.sleep(min(5.0, self.retry_backoff * 2 ** min(waits, 6)))
+                discard_broken_connections(self.store)  # the next attempt gets a live one
                 waits += 1
             except Exception as error:
                 if self.stopping():
@@ -308,9 +312,14 @@ class EventProcessor(Generic[E]):
                     # give up only when the runner is asked to stop (the message stays unapplied).
                     if self.stopping():
                         raise
-                    log.warning("%s: database unavailable (%s); retrying", self.handler.name, error)
+                    log.warning(
+                        "%s: database unavailable (%s); retrying",
+                        self.handler.name,
+                        one_line(error),
+                    )
                     self.unavailable = error
                     time.sleep(min(5.0, self.retry_backoff * 2 ** min(attempt, 6)))
+                    discard_broken_connections(self.store)  # the next attempt gets a live one
                     continue
                 except Exception as error:
                     if self.stopping():

@@ -32,7 +32,6 @@ from eventsourcing.projection import ApplicationSubscription
 
 from .codec import InboundEvent, encode
 from .consuming import (
-    TRANSIENT,
     ConsumerStore,
     E,
     EventHandler,
@@ -40,6 +39,7 @@ from .consuming import (
     RawMessage,
     StoppableRunner,
 )
+from .outages import discard_broken_connections, is_outage, one_line
 from .relay import ToContract
 from .tracing import context_from_carrier, event_trace_context, trace_headers
 
@@ -98,19 +98,22 @@ class LogRunner(StoppableRunner, Generic[E]):
             while not self._stopped.is_set():
                 try:
                     self._follow()
-                except TRANSIENT as error:
+                except Exception as error:
+                    if not is_outage(error):
+                        raise
                     if self._stopped.is_set():
                         return
                     self.outage = error
                     delay = min(self.max_reconnect_backoff, self.reconnect_backoff * 2**failures)
-                    log.warning(
+                    log.warning(  # one line: an outage is expected, its traceback is noise
                         "%s: the log or its store is unreachable (%s); reconnecting in %.2f s",
                         self.processor.handler.name,
-                        error,
+                        one_line(error),
                         delay,
                     )
                     failures = min(failures + 1, 16)
                     self._stopped.wait(delay)
+                    discard_broken_connections(self.store, self.app)
                 else:
                     failures = 0
         except Exception as error:
