@@ -120,5 +120,7 @@ bench: install infra-up ## benchmarks; figures into bench/results/latest.json
 	eval "$$(deploy/local/infra.sh env)" && $(BIN)/python bench/bench_backbone.py
 	eval "$$(deploy/local/infra.sh env)" && $(BIN)/python bench/bench_notifier.py
 
-clean:
+clean:  # data/ holds this checkout's live servers: stop them first
+	deploy/local/stack.sh down || true
+	deploy/local/infra.sh down || true
 	rm -rf $(VENV) data .pytest_cache .ruff_cache

@@ -12,7 +12,6 @@ from okr_platform.clock import Clock
 from okr_platform.serving import serve_contexts
 
 from .api import build_router
-from .problems import install_problem_handlers
 from .service import GoalsService
 from .settings import GoalsSettings
 
@@ -46,8 +45,12 @@ class GoalsContext:
     def ready(self) -> bool:
         return self.service is not None and self.service.ready
 
+    def discard_broken_connections(self) -> None:
+        if self.service is not None:
+            self.service.discard_broken_connections()
+
     def install_problem_handlers(self, app: FastAPI) -> None:
-        install_problem_handlers(app)
+        """Goals raises only the shared errors (okr_platform.problems)."""
 
 
 def create_app(settings: GoalsSettings | None = None, *, clock: Clock | None = None) -> FastAPI:

@@ -5,6 +5,7 @@ Both the standalone service (main.py) and the suite's composition root start it 
 from __future__ import annotations
 
 import psycopg
+from okr_events.outages import discard_broken_connections
 from okr_platform.aggregate import event_clock, install_event_clock
 from okr_platform.auth import TokenVerifier
 from okr_platform.clock import Clock, SystemClock
@@ -47,6 +48,10 @@ class GoalsService:
     @property
     def ready(self) -> bool:
         return self.runner.healthy
+
+    def discard_broken_connections(self) -> None:
+        """The event store's and the views' pools drop their dead connections."""
+        discard_broken_connections(self.app, self.views.store)
 
     def close(self) -> None:
         self.runner.close()  # stops following, then closes the views' store

@@ -64,6 +64,10 @@ class NotifierContext:
     def ready(self) -> bool:
         return self.service is not None and self.service.ready
 
+    def discard_broken_connections(self) -> None:
+        if self.service is not None:
+            self.service.discard_broken_connections()
+
     def install_problem_handlers(self, app: FastAPI) -> None:
         """The notifier raises only the shared errors (okr_platform.problems)."""
 

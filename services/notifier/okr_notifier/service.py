@@ -35,7 +35,7 @@ from okr_events.relay import ToContract
 from okr_platform.aggregate import event_clock, install_event_clock
 from okr_platform.auth import TokenVerifier
 from okr_platform.clock import Clock, FakeClock, SystemClock
-from okr_platform.errors import NotFound
+from okr_platform.errors import NotFound, ReadSideBehind
 from okr_platform.principal import Principal
 
 from .application import FollowsApplication
@@ -192,12 +192,14 @@ class NotifierService:
         if event_clock() is self.clock:  # events recorded outside a service: the system clock
             install_event_clock(SystemClock())
 
+    def discard_broken_connections(self) -> None:
+        """Its store's and its follows' pools drop their dead connections."""
+        discard_broken_connections(self.store, self.follows)
+
     @property
     def ready(self) -> bool:
-        return all(
-            getattr(runner, "error", None) is None and getattr(runner, "waiting", None) is None
-            for runner in self.runners
-        )
+        """Every consumer follows its log or topics now (not stopped, no outage waited out)."""
+        return all(_following(runner) for runner in self.runners)
 
     # ---- used by the API ---------------------------------------------------------------------
 
@@ -259,9 +261,18 @@ class NotifierService:
             return
         last = max(r.notification.id for r in recordings)
         if not self.own_events.wait_until_applied(last, timeout):
-            if self.own_events.error is not None:
-                raise RuntimeError("the follows projection stopped") from self.own_events.error
-            raise TimeoutError("the follows projection is behind; try again")
+            if not self.own_events.healthy:
+                raise ReadSideBehind("the follows projection is not running; try again shortly")
+            raise ReadSideBehind("the follows projection is behind; try again shortly")
+
+
+def _following(runner: StoppableRunner) -> bool:
+    """A log runner says it (`healthy`, as goals' views do); the Kafka consumer by having no
+    error and no outage to wait out."""
+    healthy = getattr(runner, "healthy", None)
+    if healthy is not None:
+        return bool(healthy)
+    return getattr(runner, "error", None) is None and getattr(runner, "waiting", None) is None
 
 
 def open_store(settings: NotifierSettings) -> ConsumerStore:

@@ -50,6 +50,7 @@ from .consumer_store import (
     open_consumer_store,
     position_name,
 )
+from .outages import discard_broken_connections, one_line
 
 __all__ = [
     "TRANSIENT",
@@ -220,11 +221,16 @@ class EventProcessor(Generic[E]):
             except TRANSIENT as error:
                 if self.stopping():
                     raise
-                log.warning("%s: database unavailable (%s); retrying", self.handler.name, error)
+                log.warning(
+                    "%s: database unavailable (%s); retrying", self.handler.name, one_line(error)
+                )
                 self.unavailable = error
                 time.sleep(min(5.0, self.retry_backoff * 2 ** min(waits, 6)))
+                discard_broken_connections(self.store)  # the next attempt gets a live one
                 waits += 1
             except Exception as error:
+                if self.stopping():
+                    raise  # interrupted by a stop: the batch stays unapplied, never halved
                 return error
             else:
                 self.unavailable = None
@@ -306,11 +312,20 @@ class EventProcessor(Generic[E]):
                     # give up only when the runner is asked to stop (the message stays unapplied).
                     if self.stopping():
                         raise
-                    log.warning("%s: database unavailable (%s); retrying", self.handler.name, error)
+                    log.warning(
+                        "%s: database unavailable (%s); retrying",
+                        self.handler.name,
+                        one_line(error),
+                    )
                     self.unavailable = error
                     time.sleep(min(5.0, self.retry_backoff * 2 ** min(attempt, 6)))
+                    discard_broken_connections(self.store)  # the next attempt gets a live one
                     continue
                 except Exception as error:
+                    if self.stopping():
+                        # A stop interrupted it (its store may be closing): the event stays
+                        # unapplied and is applied after the next start; never dead-lettered.
+                        raise
                     if attempt == self.max_retries:
                         span.record_exception(error)
                         log.error(

@@ -32,7 +32,6 @@ from eventsourcing.projection import ApplicationSubscription
 
 from .codec import InboundEvent, encode
 from .consuming import (
-    TRANSIENT,
     ConsumerStore,
     E,
     EventHandler,
@@ -40,6 +39,7 @@ from .consuming import (
     RawMessage,
     StoppableRunner,
 )
+from .outages import discard_broken_connections, is_outage, one_line
 from .relay import ToContract
 from .tracing import context_from_carrier, event_trace_context, trace_headers
 
@@ -88,33 +88,47 @@ class LogRunner(StoppableRunner, Generic[E]):
         self.reconnects = 0
         self._subscription: ApplicationSubscription[Any] | None = None
         self._stopped = threading.Event()
+        #: In run() now (whichever thread runs it: its own, or a supervisor's).
+        self._running = False
 
     def run(self) -> None:
         failures = 0
+        self._running = True
         try:
             while not self._stopped.is_set():
                 try:
                     self._follow()
-                except TRANSIENT as error:
+                except Exception as error:
+                    if not is_outage(error):
+                        raise
                     if self._stopped.is_set():
                         return
                     self.outage = error
                     delay = min(self.max_reconnect_backoff, self.reconnect_backoff * 2**failures)
-                    log.warning(
+                    log.warning(  # one line: an outage is expected, its traceback is noise
                         "%s: the log or its store is unreachable (%s); reconnecting in %.2f s",
                         self.processor.handler.name,
-                        error,
+                        one_line(error),
                         delay,
                     )
                     failures = min(failures + 1, 16)
                     self._stopped.wait(delay)
+                    discard_broken_connections(self.store, self.app)
                 else:
                     failures = 0
+        except Exception as error:
+            if self._stopped.is_set():  # what a stop interrupted stays unapplied: not an error
+                log.info("%s stopped mid-event (%s)", self.processor.handler.name, error)
+                return
+            self.error = error
+            log.exception("%s stopped", self.processor.handler.name)
+            raise
         except BaseException as error:
             self.error = error
             log.exception("%s stopped", self.processor.handler.name)
             raise
         finally:
+            self._running = False
             self.store.wake_waiters()  # waiters stop waiting for a runner that is gone
 
     def _follow(self) -> None:
@@ -151,8 +165,7 @@ class LogRunner(StoppableRunner, Generic[E]):
             self.error is None
             and self.outage is None
             and self.processor.unavailable is None
-            and self._thread is not None
-            and self._thread.is_alive()
+            and (self._running or (self._thread is not None and self._thread.is_alive()))
         )
 
     def caught_up(self) -> bool:

@@ -55,6 +55,14 @@ class StaleVersion(DomainError):
     code = "stale_version"
 
 
+class ReadSideBehind(RuntimeError):
+    """The read side (a context's views, a projection) did not catch up with what the request
+    saw or wrote in time, or is not running: try again shortly (503 `views_unavailable`). Not a
+    DomainError: the command, if any, was recorded."""
+
+    code = "views_unavailable"
+
+
 # The first class an error is an instance of gives its status (problems.install_problem_handlers).
 STATUS_OF: dict[type[DomainError], int] = {
     InvalidInput: 422,

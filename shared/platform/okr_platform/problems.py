@@ -2,23 +2,27 @@
 detail, field.
 
 `install_problem_handlers` maps what every service shares: unauthenticated, invalid requests,
-unknown routes, the domain errors of `okr_platform.errors` (by `errors.STATUS_OF`) and
-unexpected errors. A context adds a handler only for an error of its own (its
-`install_problem_handlers`). `okr_platform.openapi` documents the body (the Problem schema)."""
+unknown routes, the domain errors of `okr_platform.errors` (by `errors.STATUS_OF`), the read
+side not caught up (`errors.ReadSideBehind`, 503), the database away (503) and unexpected
+errors. A context adds a
+handler only for an error of its own (its `install_problem_handlers`). `okr_platform.openapi`
+documents the body (the Problem schema)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from okr_events.outages import DATABASE_ERRORS, one_line
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .auth import AuthenticationError
-from .errors import STATUS_OF, DomainError
+from .errors import STATUS_OF, DomainError, ReadSideBehind
 from .openapi import PROBLEM_JSON, document_problems
 
 __all__ = ["PROBLEM_JSON", "install_domain_error_handler", "install_problem_handlers", "problem"]
@@ -76,11 +80,34 @@ def install_domain_error_handler(
         return problem(status, error.code, error.detail, error.field)
 
 
-def install_problem_handlers(app: FastAPI) -> None:
+def install_problem_handlers(
+    app: FastAPI, discard_broken_connections: Callable[[], None] = lambda: None
+) -> None:
     """The handlers every service shares, and their Problem schema in the app's OpenAPI (each
-    route declares its statuses with `okr_platform.openapi.problem_responses`)."""
+    route declares its statuses with `okr_platform.openapi.problem_responses`). The database
+    being unreachable is a 503 `database_unavailable`, after which
+    ``discard_broken_connections`` drops the pools' dead connections (so that, once it is
+    back, the next requests do not each meet one)."""
     install_domain_error_handler(app, DomainError, STATUS_OF)
     document_problems(app)
+
+    async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
+        log.warning(
+            "%s %s: the database is unavailable: %s",
+            request.method,
+            request.url.path,
+            one_line(error),
+        )
+        await run_in_threadpool(discard_broken_connections)
+        return problem(503, "database_unavailable", "the database is unavailable; try again")
+
+    for database_error in DATABASE_ERRORS:
+        if issubclass(database_error, Exception):
+            app.add_exception_handler(database_error, database_unavailable)
+
+    @app.exception_handler(ReadSideBehind)
+    async def read_side_behind(request: Request, error: ReadSideBehind) -> JSONResponse:
+        return problem(503, error.code, str(error))
 
     @app.exception_handler(AuthenticationError)
     async def unauthenticated(request: Request, error: AuthenticationError) -> JSONResponse:

@@ -18,6 +18,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 
 from . import problems
+from .openapi import problem_responses
 
 
 class BoundedContext(Protocol):
@@ -30,6 +31,10 @@ class BoundedContext(Protocol):
     def stop(self) -> None: ...
     @property
     def ready(self) -> bool: ...
+    def discard_broken_connections(self) -> None:
+        """Drop the dead connections of the context's database pools (after an outage)."""
+        ...
+
     def install_problem_handlers(self, app: FastAPI) -> None:
         """Handlers for the errors only this context raises (the shared ones are installed)."""
         ...
@@ -67,7 +72,12 @@ def serve_contexts(title: str, contexts: list[BoundedContext], service_name: str
                 context.stop()
 
     app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
-    problems.install_problem_handlers(app)
+
+    def discard_broken_connections() -> None:
+        for context in contexts:
+            context.discard_broken_connections()
+
+    problems.install_problem_handlers(app, discard_broken_connections)
     for context in contexts:  # each context maps the errors only it raises
         context.install_problem_handlers(app)
     for context in contexts:
@@ -78,7 +88,7 @@ def serve_contexts(title: str, contexts: list[BoundedContext], service_name: str
         """The process is up (liveness)."""
         return {"status": "ok"}
 
-    @app.get("/ready", tags=["operations"], response_model=None)
+    @app.get("/ready", tags=["operations"], response_model=None, responses=problem_responses(503))
     def ready() -> dict[str, object] | JSONResponse:
         """Every context is started and its read side and consumers are running (readiness)."""
         states = {context.name: context.ready for context in contexts}

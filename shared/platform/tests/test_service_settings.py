@@ -72,6 +72,7 @@ def test_the_postgres_event_store_is_the_service_s_schema(
         "POSTGRES_POOL_SIZE": str(pool),
         "POSTGRES_MAX_OVERFLOW": str(pool),
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+        "POSTGRES_CONNECT_TIMEOUT": "5",
     }
     assert settings.postgres_conninfo() == (
         "host=db.example port=5432 dbname=okr user=okr password=s3cret"
@@ -93,6 +94,7 @@ def test_the_postgres_event_store_is_the_service_s_schema(
         "POSTGRES_POOL_SIZE": "7",
         "POSTGRES_MAX_OVERFLOW": "7",
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+        "POSTGRES_CONNECT_TIMEOUT": "5",
     }
 
 

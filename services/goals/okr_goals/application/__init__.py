@@ -16,9 +16,9 @@ from .cycles import CycleUseCases
 from .directory import DirectoryUseCases
 from .lifecycle import LifecycleUseCases
 from .objectives import ObjectiveUseCases
-from .reads import ReadUseCases, ViewsUnavailable
+from .reads import ReadUseCases
 
-__all__ = ["DateAsISO", "GoalsApplication", "GoalsCore", "ViewsUnavailable"]
+__all__ = ["DateAsISO", "GoalsApplication", "GoalsCore"]
 
 
 class GoalsApplication(

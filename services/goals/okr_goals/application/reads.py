@@ -1,6 +1,7 @@
 """Reads: one objective from its own event stream (now, at a version, as of a moment; its
 history, which is what auditors replay), and lists from the views, caught up with the
-request first (the runtime's read-your-writes wait; ViewsUnavailable when they are not)."""
+request first (the runtime's read-your-writes wait; okr_platform.errors.ReadSideBehind, a
+503, when they are not)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from okr_platform.access import can_see, may_act
-from okr_platform.errors import NotFound
+from okr_platform.errors import NotFound, ReadSideBehind
 from okr_platform.principal import Principal
 
 from ..domain.objective import Objective
@@ -18,10 +19,6 @@ from .core import GoalsCore
 
 if TYPE_CHECKING:
     from ..views import GoalViews
-
-
-class ViewsUnavailable(RuntimeError):
-    """The read side did not catch up in time (503)."""
 
 
 class ReadUseCases(GoalsCore):
@@ -67,10 +64,10 @@ class ReadUseCases(GoalsCore):
     def _views(self) -> GoalViews:
         """The views, caught up with every event recorded before this query began."""
         if self.views is None:
-            raise ViewsUnavailable("the goals views are not running")
+            raise ReadSideBehind("the goals views are not running")
         position = self.recorder.max_notification_id()
         if not self.views.wait_until(position, self.read_timeout):
-            raise ViewsUnavailable("the goals views are behind; try again shortly")
+            raise ReadSideBehind("the goals views are behind; try again shortly")
         return self.views
 
     def list_cycles(self, p: Principal) -> list[dict[str, Any]]:
