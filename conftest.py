@@ -65,6 +65,14 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that reaches a broker, through whichever fixture, carries the kafka marker, so
+    `-m "not kafka"` leaves out exactly those (the run under libfaketime: docs/testing.md#time)."""
+    for item in items:
+        if "_kafka" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.kafka)
+
+
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("true", "1")
 
