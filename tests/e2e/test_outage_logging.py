@@ -15,7 +15,7 @@ from okr_events.in_process import InProcessRunner
 from okr_events.ledger import Ledger
 from okr_goals.contracts import to_contract
 from okr_goals.service import GoalsService
-from okr_goals.testing import sqlite_settings
+from okr_testkit.goals import sqlite_settings
 
 from conftest import wait_for
 

@@ -28,11 +28,11 @@ from okr_events.goals import CycleActivated
 from okr_events.ledger import Ledger
 from okr_goals.service import GoalsService
 from okr_goals.settings import GoalsSettings
-from okr_goals.testing import JWT_SECRET, auth, build_org
 from okr_notifier.service import open_store
 from okr_notifier.settings import NotifierSettings
-from okr_notifier.testing import WEBHOOK_SECRET_KEY
 from okr_suite.main import create_app
+from okr_testkit.goals import JWT_SECRET, auth, build_org
+from okr_testkit.notifier import WEBHOOK_SECRET_KEY
 from psycopg import sql
 
 from conftest import wait_for

@@ -18,8 +18,8 @@ from urllib.parse import urlparse
 import pytest
 from fastapi.testclient import TestClient
 from okr_goals.main import GoalsContext
-from okr_goals.testing import build_org, postgres_settings
 from okr_platform.serving import serve_contexts
+from okr_testkit.goals import build_org, postgres_settings
 
 pytestmark = pytest.mark.postgres
 

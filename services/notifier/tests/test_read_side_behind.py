@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from notifier_kit import Suite
+from okr_testkit.suite import Suite
 
 
 def wait_until(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]

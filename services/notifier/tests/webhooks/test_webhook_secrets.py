@@ -351,7 +351,7 @@ def test_the_service_stores_the_secret_encrypted_with_its_configured_key(
     suite.check_in("bailu", objective, current=1)
     # Due at the check-in's time, which is the goals service's real clock's: a day past both it
     # and the frozen clock (advancing the frozen clock alone stops short once today is a day
-    # past notifier_kit.START).
+    # past the kit's start).
     suite.clock.set(max(suite.clock.now(), datetime.now(UTC)) + timedelta(days=1))
     deadline = time.monotonic() + 10
     while not webhook_receiver.requests and time.monotonic() < deadline:
