@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from .domain.cycle import Cycle
-from .domain.objective import KeyResult, Objective
+from .domain.key_result import KeyResult
+from .domain.objective import Objective
 
 
 def key_result_summary(kr: KeyResult) -> dict[str, Any]:

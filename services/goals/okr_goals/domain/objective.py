@@ -8,10 +8,9 @@ rules that may since have changed.
 
 from __future__ import annotations
 
-import math
 import re
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import date
 from typing import Any
 
@@ -23,8 +22,6 @@ from okr_events.vocabulary import (
     KR_UNITS,
     LATE_EDITABLE_STATUSES,
     LEVELS,
-    MAX_STARS,
-    MIN_STARS,
     OPEN_STATUSES,
     OWNER_TYPES,
     RISKS,
@@ -32,104 +29,17 @@ from okr_events.vocabulary import (
 )
 from okr_platform.aggregate import ClockedAggregate
 from okr_platform.errors import Conflict, IllegalTransition, InvalidInput, NotFound
-from okr_platform.progress import metric_progress, weighted_progress
+from okr_platform.progress import weighted_progress
 
-
-@dataclass
-class KeyResult:
-    id: str
-    title: str
-    kind: str
-    unit: str
-    unit_label: str | None
-    start: float
-    target: float
-    current: float
-    owner_id: str | None
-    due_date: date | None
-    weight: float
-    confidence: int | None = None
-    risk: str = "normal"
-    active: bool = True
-    check_ins: int = 0
-
-    @property
-    def progress(self) -> float:
-        if self.kind == "boolean":
-            return 1.0 if self.current >= 1 else 0.0
-        return metric_progress(self.start, self.target, self.current)
-
-    @property
-    def decreasing(self) -> bool:
-        return self.kind == "metric" and self.start > self.target
-
-    def snapshot(self) -> dict[str, Any]:
-        """Values a check-in keeps before and after."""
-        return {
-            "current": self.current,
-            "progress": self.progress,
-            "confidence": self.confidence,
-            "risk": self.risk,
-        }
-
-
-def _finite(value: float, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InvalidInput(f"{field} must be a finite number", field=field)
-    return float(value)
-
-
-def _positive(value: float, field: str) -> float:
-    value = _finite(value, field)
-    if value <= 0:
-        raise InvalidInput(f"{field} must be greater than 0", field=field)
-    return value
-
-
-def _one_of(value: str, allowed: tuple[str, ...], field: str) -> str:
-    if value not in allowed:
-        raise InvalidInput(f"{field} must be one of {list(allowed)}", field=field)
-    return value
-
-
-def _title(value: str, field: str = "title") -> str:
-    value = value.strip()
-    if not value:
-        raise InvalidInput(f"{field} must not be blank", field=field)
-    if len(value) > 500:
-        raise InvalidInput(f"{field} is longer than 500 characters", field=field)
-    return value
-
-
-def _confidence(value: int | None) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not MIN_STARS <= value <= MAX_STARS:
-        raise InvalidInput(
-            "confidence must be a whole number of stars from 1 to 5", field="confidence"
-        )
-    return value
-
-
-def _checked_in_value(kr: KeyResult, current: float | None, done: bool | None) -> float | None:
-    """The KR's new current value from a check-in's `current` or `done`, by the KR's kind."""
-    if done is not None:
-        if current is not None:
-            raise InvalidInput("send current or done, not both", field="done")
-        if not isinstance(done, bool):
-            raise InvalidInput("done is true or false", field="done")
-        if kr.kind != "boolean":
-            raise InvalidInput(
-                f"done is for boolean KRs; this one is a {kr.kind} KR: send current",
-                field="done",
-            )
-        return 1.0 if done else 0.0
-    if current is None:
-        return None
-    current = _finite(current, "current")
-    if kr.kind == "boolean" and current not in (0.0, 1.0):
-        raise InvalidInput("a boolean KR's current value is 0 or 1", field="current")
-    return current
+from .key_result import (
+    KeyResult,
+    checked_in_value,
+    confidence_stars,
+    finite,
+    one_of,
+    positive,
+    title_text,
+)
 
 
 class Objective(ClockedAggregate):
@@ -188,9 +98,9 @@ class Objective(ClockedAggregate):
         created_for_report: bool = False,
         actor: str,
     ) -> Objective:
-        _one_of(level, LEVELS, "level")
-        _one_of(owner_type, OWNER_TYPES, "owner_type")
-        _one_of(visibility, VISIBILITIES, "visibility")
+        one_of(level, LEVELS, "level")
+        one_of(owner_type, OWNER_TYPES, "owner_type")
+        one_of(visibility, VISIBILITIES, "visibility")
         if owner_type == "member":
             responsible = [owner_id]
         else:
@@ -198,7 +108,7 @@ class Objective(ClockedAggregate):
         return cls(
             org_id=org_id,
             cycle_id=cycle_id,
-            title=_title(title),
+            title=title_text(title),
             description=description.strip(),
             level=level,
             owner_type=owner_type,
@@ -206,7 +116,7 @@ class Objective(ClockedAggregate):
             responsible_ids=responsible,
             department_id=department_id,
             visibility=visibility,
-            weight=_positive(weight, "weight"),
+            weight=positive(weight, "weight"),
             created_for_report=created_for_report,
             actor=actor,
         )
@@ -262,15 +172,15 @@ class Objective(ClockedAggregate):
             raise InvalidInput(f"cannot change {sorted(unknown)} here", field=sorted(unknown)[0])
         clean = dict(changes)
         if "title" in clean:
-            clean["title"] = _title(clean["title"])
+            clean["title"] = title_text(clean["title"])
         if "description" in clean:
             clean["description"] = (clean["description"] or "").strip()
         if "level" in clean:
-            _one_of(clean["level"], LEVELS, "level")
+            one_of(clean["level"], LEVELS, "level")
         if "visibility" in clean:
-            _one_of(clean["visibility"], VISIBILITIES, "visibility")
+            one_of(clean["visibility"], VISIBILITIES, "visibility")
         if "weight" in clean:
-            clean["weight"] = _positive(clean["weight"], "weight")
+            clean["weight"] = positive(clean["weight"], "weight")
         effective = {k: v for k, v in clean.items() if getattr(self, k) != v}
         if effective:
             previous = {k: getattr(self, k) for k in effective}
@@ -303,12 +213,12 @@ class Objective(ClockedAggregate):
         kr_id: str | None = None,
     ) -> str:
         self._ensure_writable(late)
-        _one_of(kind, KR_KINDS, "kind")
+        one_of(kind, KR_KINDS, "kind")
         if kind == "boolean":
             start, target, unit, unit_label = 0.0, 1.0, "number", None
         else:
-            _one_of(unit, KR_UNITS, "unit")
-            start, target = _finite(start, "start"), _finite(target, "target")
+            one_of(unit, KR_UNITS, "unit")
+            start, target = finite(start, "start"), finite(target, "target")
             if start == target:
                 raise InvalidInput("target must differ from start", field="target")
             if unit == "currency" and not (unit_label and re.fullmatch("[A-Za-z]{3}", unit_label)):
@@ -320,7 +230,7 @@ class Objective(ClockedAggregate):
                 raise InvalidInput(
                     "a custom unit needs unit_label, such as 次 or 家", field="unit_label"
                 )
-        current = start if current is None else _finite(current, "current")
+        current = start if current is None else finite(current, "current")
         if kind == "boolean" and current not in (0.0, 1.0):
             raise InvalidInput("a boolean KR's current value is 0 or 1", field="current")
         new_id = kr_id or uuid.uuid4().hex
@@ -328,7 +238,7 @@ class Objective(ClockedAggregate):
             raise Conflict(f"key result {new_id!r} already exists", field="id")
         self._key_result_added(
             kr_id=new_id,
-            title=_title(title),
+            title=title_text(title),
             kind=kind,
             unit=unit,
             unit_label=unit_label.upper() if unit == "currency" and unit_label else unit_label,
@@ -337,7 +247,7 @@ class Objective(ClockedAggregate):
             current=current,
             owner_id=owner_id or (self.owner_id if self.owner_type == "member" else None),
             due_date=due_date,
-            weight=_positive(weight, "weight"),
+            weight=positive(weight, "weight"),
             late=late,
             actor=actor,
         )
@@ -375,9 +285,9 @@ class Objective(ClockedAggregate):
             raise InvalidInput(f"cannot change {sorted(unknown)} here", field=sorted(unknown)[0])
         clean = dict(changes)
         if "title" in clean:
-            clean["title"] = _title(clean["title"])
+            clean["title"] = title_text(clean["title"])
         if "weight" in clean:
-            clean["weight"] = _positive(clean["weight"], "weight")
+            clean["weight"] = positive(clean["weight"], "weight")
         effective = {k: v for k, v in clean.items() if getattr(kr, k) != v}
         if effective:
             previous = {k: getattr(kr, k) for k in effective}
@@ -402,7 +312,7 @@ class Objective(ClockedAggregate):
         kr = self.key_result(kr_id)
         if kr.kind == "boolean":
             raise InvalidInput("a boolean KR has no target to change", field="target")
-        target = _finite(target, "target")
+        target = finite(target, "target")
         if not reason or not reason.strip():
             raise InvalidInput("a target change needs a reason", field="reason")
         if target == kr.start:
@@ -464,18 +374,18 @@ class Objective(ClockedAggregate):
                 field="status",
             )
         kr = self.key_result(kr_id)
-        _one_of(source, CHECK_IN_SOURCES, "source")
-        current = _checked_in_value(kr, current, done)
+        one_of(source, CHECK_IN_SOURCES, "source")
+        current = checked_in_value(kr, current, done)
         if current is None and confidence is None and risk is None:
             raise InvalidInput(
                 "a check-in changes at least one of current, confidence, risk", field="current"
             )
         if risk is not None:
-            _one_of(risk, RISKS, "risk")
+            one_of(risk, RISKS, "risk")
         before = kr.snapshot()
         after = {
             "current": kr.current if current is None else current,
-            "confidence": kr.confidence if confidence is None else _confidence(confidence),
+            "confidence": kr.confidence if confidence is None else confidence_stars(confidence),
             "risk": kr.risk if risk is None else risk,
         }
         progress_after = KeyResult(**{**asdict(kr), "current": after["current"]}).progress
@@ -618,7 +528,7 @@ class Objective(ClockedAggregate):
 
     def mark_scored(self, score: float, actor: str) -> None:
         self._ensure_status("score", "scoring")
-        score = _finite(score, "score")
+        score = finite(score, "score")
         if not 0 <= score <= 100:
             raise InvalidInput("score is on the 0-100 scale", field="score")
         self._scored(score=score, actor=actor)
