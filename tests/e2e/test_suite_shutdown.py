@@ -21,11 +21,11 @@ from okr_events.consuming import (
     ConsumerStore,
     EventProcessor,
     RawMessage,
-    decode_batch,
     open_consumer_store,
 )
 from okr_events.goals import CycleActivated
 from okr_events.ledger import Ledger
+from okr_events.messages import decode_batch
 from okr_goals.service import GoalsService
 from okr_goals.settings import GoalsSettings
 from okr_notifier.service import open_store

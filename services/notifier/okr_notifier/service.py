@@ -20,7 +20,7 @@ from typing import Any
 
 from eventsourcing.application import Application
 from okr_events import GOALS_SOURCE, GOALS_TOPIC, NOTIFIER_SOURCE, NOTIFIER_TOPIC
-from okr_events.consuming import ConsumerStore, StoppableRunner, open_consumer_store
+from okr_events.consuming import ConsumerStore, open_consumer_store
 from okr_events.in_process import InProcessRunner
 from okr_events.kafka import KafkaSettings
 from okr_events.mapping import contract_mapper
@@ -32,6 +32,7 @@ from okr_events.outages import (
     retry_through_outages,
 )
 from okr_events.relay import ToContract
+from okr_events.stoppable import StoppableRunner
 from okr_platform.aggregate import event_clock, install_event_clock
 from okr_platform.auth import TokenVerifier
 from okr_platform.clock import Clock, FakeClock, SystemClock

@@ -50,7 +50,7 @@ from .sqlite_subscription import SubscribableSQLiteApplicationRecorder
 if TYPE_CHECKING:
     from eventsourcing.application import Application
 
-    from .consuming import RawMessage
+    from .messages import RawMessage
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from .positions import PositionWatch
 from .transaction import MAX_IN, TRANSIENT, CursorTx, Dialect, Tx, chunks, in_clause
 
 if TYPE_CHECKING:
-    from .consuming import RawMessage
+    from .messages import RawMessage
 
 __all__ = [  # the transaction's names too, where readers and handlers have always found them
     "MAX_IN",

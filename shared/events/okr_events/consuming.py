@@ -27,11 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Generic, Protocol
 
 from eventsourcing import persistence as es_persistence
@@ -39,7 +36,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from typing_extensions import TypeVar
 
-from .codec import DecodeError, InboundEvent, decode
+from .codec import DecodeError, InboundEvent
 from .consumer_store import (
     TRANSIENT,
     Applicable,
@@ -50,6 +47,7 @@ from .consumer_store import (
     open_consumer_store,
     position_name,
 )
+from .messages import Decoded, RawMessage, decode_batch
 from .outages import discard_broken_connections, one_line
 
 __all__ = [
@@ -57,16 +55,12 @@ __all__ = [
     "Applicable",
     "ConsumerStore",
     "DeadLetter",
-    "Decoded",
     "EventHandler",
     "EventProcessor",
     "PostgresConsumerStore",
-    "RawMessage",
+    "RawMessage",  # from .messages: many modules and tests import it from here
     "SQLiteConsumerStore",
-    "StoppableRunner",
     "Tx",
-    "decode_batch",
-    "error_headers",
     "open_consumer_store",
     "position_name",
 ]
@@ -105,18 +99,6 @@ class EventHandler(Protocol[E_contra]):
 
 
 # ---- processing, shared by both transports ------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RawMessage:
-    """A message as either transport received it, before decoding."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None = None
-    value: bytes | None = None
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 DeadLetter = Callable[[E | None, RawMessage, BaseException], None]
@@ -385,29 +367,6 @@ def _batch_method(handler: EventHandler[E]) -> Callable[[Sequence[E], Tx], None]
     return method  # type: ignore[no-any-return]
 
 
-Decoded = InboundEvent | DecodeError
-
-
-def decode_batch(raws: Sequence[RawMessage]) -> list[Decoded]:
-    """Each message's event, or why it is not one (pure: any thread may do it)."""
-    result: list[Decoded] = []
-    for raw in raws:
-        try:
-            result.append(
-                decode(
-                    topic=raw.topic,
-                    partition=raw.partition,
-                    offset=raw.offset,
-                    key=raw.key,
-                    value=raw.value,
-                    headers=raw.headers,
-                )
-            )
-        except DecodeError as error:
-            result.append(error)
-    return result
-
-
 #: Links a batch span keeps (the SDK's default limit; more would be dropped anyway).
 MAX_LINKS = 128
 
@@ -429,46 +388,3 @@ def _trace_context(event: Applicable) -> Any:
     from .tracing import context_from_headers  # import here: tracing imports eventsourcing
 
     return context_from_headers(list(event.headers.items()))
-
-
-def error_headers(raw: RawMessage, error: BaseException, group: str) -> list[tuple[str, bytes]]:
-    """Why a message is in the dead-letter topic, and where it came from."""
-    return [
-        ("dlq_error", str(error)[:2000].encode()),
-        ("dlq_error_class", type(error).__name__.encode()),
-        ("dlq_topic", raw.topic.encode()),
-        ("dlq_partition", str(raw.partition).encode()),
-        ("dlq_offset", str(raw.offset).encode()),
-        ("dlq_consumer_group", group.encode()),
-        ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
-    ]
-
-
-class StoppableRunner:
-    """A runner whose loop runs in a thread of its own (used by services and tests)."""
-
-    def run(self) -> None:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        raise NotImplementedError
-
-    _thread: threading.Thread | None = None
-    store: ConsumerStore
-
-    def start_thread(self, name: str) -> threading.Thread:
-        self._thread = threading.Thread(target=self._run_in_thread, name=name, daemon=True)
-        self._thread.start()
-        return self._thread
-
-    def _run_in_thread(self) -> None:
-        # run() has logged the error and kept it in `error` for health checks and tests.
-        with contextlib.suppress(Exception):
-            self.run()
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Stop, wait for the loop to end, then close the store's connections."""
-        self.stop()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self.store.datastore.close()  # type: ignore[attr-defined]

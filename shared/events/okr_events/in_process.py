@@ -36,11 +36,11 @@ from .consuming import (
     E,
     EventHandler,
     EventProcessor,
-    RawMessage,
-    StoppableRunner,
 )
+from .messages import RawMessage
 from .outages import discard_broken_connections, is_outage, one_line
 from .relay import ToContract
+from .stoppable import StoppableRunner
 from .tracing import context_from_carrier, event_trace_context, trace_headers
 
 log = logging.getLogger(__name__)

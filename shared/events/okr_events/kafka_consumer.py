@@ -33,11 +33,9 @@ from .consuming import (
     ConsumerStore,
     EventHandler,
     EventProcessor,
-    RawMessage,
-    StoppableRunner,
-    error_headers,
 )
 from .kafka import DLQ_SUFFIX, KafkaSettings
+from .messages import RawMessage, error_headers
 from .outages import (
     Backoff,
     discard_broken_connections,
@@ -46,6 +44,7 @@ from .outages import (
     retry_through_outages,
     what_failed,
 )
+from .stoppable import StoppableRunner
 
 log = logging.getLogger(__name__)
 

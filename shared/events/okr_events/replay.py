@@ -42,14 +42,12 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from .consuming import (
     ConsumerStore,
-    Decoded,
     EventHandler,
     EventProcessor,
-    RawMessage,
-    decode_batch,
 )
 from .kafka import KafkaSettings
 from .kafka_consumer import PositionsAheadOfTopic, consumed_headers, partition_of
+from .messages import Decoded, RawMessage, decode_batch
 
 log = logging.getLogger(__name__)
 
