@@ -1,17 +1,20 @@
 """Fixtures of the consumer runtime's tests: a consumer store on SQLite and on PostgreSQL (the
-repository's conftest provides the server), and a fresh Kafka topic."""
+repository's conftest provides the server), a fresh Kafka topic, and the tally context's event
+store for the tests of commands from events (tally_context.py)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from okr_events.consuming import ConsumerStore, open_consumer_store
 from okr_events.kafka import KafkaSettings, ensure_topics
 from psycopg import sql
+from tally_context import TallyApplication, postgres_env, sqlite_env
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -66,3 +69,28 @@ def topic(kafka: KafkaSettings, kafka_topic_prefix: str) -> str:
     name = f"{kafka_topic_prefix}okr.goals.events.v1"
     ensure_topics(kafka, [name])
     return name
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def tally_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """The tally context's event store: a SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        return sqlite_env(str(tmp_path / "tally.sqlite3"))
+    schema = request.getfixturevalue("postgres_schema")
+    dsn = request.getfixturevalue("postgres_dsn")
+    return postgres_env(psycopg.conninfo.conninfo_to_dict(dsn), schema)
+
+
+@pytest.fixture
+def open_tally(tally_env: dict[str, str]) -> Iterator[Any]:
+    """Opens the tally context's application (as many times as a test restarts it)."""
+    opened: list[TallyApplication] = []
+
+    def open_(**env: str) -> TallyApplication:
+        app = TallyApplication(tally_env | env)
+        opened.append(app)
+        return app
+
+    yield open_
+    for app in opened:
+        app.close()
