@@ -13,7 +13,7 @@ from okr_notifier import schema
 from okr_notifier.projection import NotifierProjection
 from okr_notifier.rebuild import drop_projections
 from okr_platform.replica import REPLICA_TABLES
-from test_batch_equals_single import MixedHistory, inbound
+from okr_testkit.goals_history import RandomHistory, inbound
 
 
 @pytest.mark.postgres
@@ -52,7 +52,7 @@ def _drop_and_replay(store: ConsumerStore, schema_name: str | None) -> None:
         "sqlite" if schema_name is None else "postgres", rules_enabled=False
     )
     store.setup(projection.create_statements)
-    events = inbound(MixedHistory(seed=1, objectives=2, steps=20).contracts())
+    events = inbound(RandomHistory(seed=1, objectives=2, steps=20).contracts())
     assert store.apply_batch(events, projection.handle_batch) == len(events)
     counts = {t: store.query(f"SELECT COUNT(*) AS n FROM {t}")[0]["n"] for t in REPLICA_TABLES}
     assert counts["objectives"] == 2 and counts["key_results"] >= 2

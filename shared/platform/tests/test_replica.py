@@ -18,7 +18,8 @@ from okr_platform import access
 from okr_platform.clock import utc_text
 from okr_platform.replica import FactsChange, GoalsReplica, KRPoint
 from okr_platform.replica import reads as replica
-from replica_kit import Clocked, apply_in_batches, apply_one_by_one, check_in, inbound, kr_added
+from okr_testkit.goals_history import Clocked, check_in, inbound, kr_added
+from replica_kit import apply_in_batches, apply_one_by_one
 
 OpenStores = Callable[[int], list[ConsumerStore]]
 ORG, CYCLE, OBJECTIVE = uuid.UUID(int=1), uuid.UUID(int=2), uuid.UUID(int=3)

@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 import pytest
 from okr_events.consuming import ConsumerStore
-from replica_kit import RandomHistory, apply_in_batches, apply_one_by_one, inbound, snapshot
+from okr_testkit.goals_history import RandomHistory, inbound
+from replica_kit import apply_in_batches, apply_one_by_one, snapshot
 
 OpenStores = Callable[[int], list[ConsumerStore]]
 
